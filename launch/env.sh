@@ -1,0 +1,26 @@
+# Sourced by the launch scripts: make (once) and activate the project's
+# virtual environment in .venv/, installing duality and its test extra.
+# Re-installs only when setup.py changes, so repeated runs start at once.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${DUALITY_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3}"
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "duality needs Python >= 3.11 (found $("$PY" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2
+  exit 1
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating virtual environment $VENV" >&2
+  "$PY" -m venv "$VENV"
+fi
+STAMP="$VENV/.duality-installed"
+WANT="$(cat "$ROOT/setup.py" | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+  echo "[setup] installing duality and its dependencies (first run: a few minutes)" >&2
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
+  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]" >&2
+  echo "$WANT" > "$STAMP"
+fi
+# shellcheck disable=SC1091
+source "$VENV/bin/activate"
+cd "$ROOT"

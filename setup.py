@@ -1,0 +1,41 @@
+"""duality: self-supervised learning of image representations in JAX/Flax.
+
+Built around Garrido et al., "On the duality between contrastive and
+non-contrastive self-supervised learning" (ICLR 2023).
+
+CPU install (what the README commands do):   pip install -e ".[test]"
+GPU (CUDA 12) users:   pip install -e . "jax[cuda12]==0.10.2"
+TPU users:             pip install -e . "jax[tpu]==0.10.2"
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="duality",
+    version="0.1.0",
+    description="Sample- and dimension-contrastive self-supervised learning in JAX/Flax",
+    packages=find_packages(include=["duality", "duality.*"]),
+    python_requires=">=3.11",
+    install_requires=[
+        # 0.10.2 is the newest jax installable on the project's CPU machines;
+        # the pin keeps CI, laptops and clusters on one numerical behaviour.
+        "jax==0.10.2",
+        "jaxlib==0.10.2",
+        "flax>=0.12",
+        "optax>=0.2.4",
+        "orbax-checkpoint>=0.11",
+        "ml-collections>=1.0",
+        "tensorflow-datasets>=4.9",
+        # clu's metric writers import tensorboard, and tfds builders need
+        # importlib_resources; neither is pulled in by them.
+        "clu>=0.0.12",
+        "tensorboard",
+        "importlib_resources",
+        "chex>=0.1.87",
+        "dm-pix>=0.4",
+        "matplotlib",
+        "numpy",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6", "pytest-xdist"],
+    },
+)
