@@ -94,5 +94,5 @@ def per_device(x, axis_name):
     """
     if axis_name is None:
         return x
-    zero = (lax.axis_index(axis_name) * 0).astype(jnp.asarray(x).dtype)
-    return jax.tree.map(lambda v: v + zero, x)
+    zero = lax.axis_index(axis_name) * 0
+    return jax.tree.map(lambda v: v + zero.astype(v.dtype), x)
