@@ -36,6 +36,6 @@ setup(
         "numpy",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6", "pytest-xdist"],
+        "test": ["pytest>=8", "hypothesis>=6"],
     },
 )

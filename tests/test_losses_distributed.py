@@ -147,3 +147,44 @@ def test_dino_center_update_uses_global_batch():
         mesh=mesh, in_specs=(P(), P("batch"), P("batch")), out_specs=P()))(
         c0, jax.device_put(t1, sh), jax.device_put(t2, sh))
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("route", ["gram", "covariance"])
+@pytest.mark.parametrize("criterion", ["l_c", "l_nc"])
+def test_criteria_multi_device_value_and_gradient(criterion, route):
+    fn = getattr(losses, criterion)
+    rng = np.random.default_rng(3)
+    params = {"w": jnp.asarray(rng.normal(size=(D_IN, 6)), jnp.float32)}
+    x = jnp.asarray(rng.normal(size=(16, D_IN)), jnp.float32)
+
+    def objective(params, x1, x2, xv, batch, rep, axis_name=None):
+        value = fn(_net(params["w"], x1), axis_name=axis_name, route=route)
+        return value, {}
+
+    data = (x, x, {}, {}, {})
+    loss, _, grads = _single(objective, params, data)
+    for mode in MODES:
+        if mode == "pmap":
+            d_loss, _, d_grads = _pmapped(objective, params, data)
+        else:
+            d_loss, _, d_grads = _sharded(objective, params, data, check_vma=(mode == "shard_map"))
+        np.testing.assert_allclose(d_loss, loss, rtol=1e-5, err_msg=mode)
+        np.testing.assert_allclose(d_grads["w"], grads["w"], rtol=1e-4, atol=1e-5 * float(jnp.max(jnp.abs(grads["w"]))),
+                                   err_msg=mode)
+
+
+def test_theory_helpers_and_normalisations_multi_device():
+    mesh = jax.make_mesh((N_DEV,), ("batch",))
+    z = jnp.asarray(np.random.default_rng(4).normal(size=(16, 6)) * 2 + 1, jnp.float32)
+    want = (losses.duality_terms(z), losses.norm_coupling_bounds(z),
+            losses.center_dimensions(z), losses.standardize_dimensions(z))
+
+    def per_device(z):
+        scalars = jax.lax.pmean((losses.duality_terms(z, "batch"), losses.norm_coupling_bounds(z, "batch")), "batch")
+        return scalars + (losses.center_dimensions(z, "batch"), losses.standardize_dimensions(z, "batch"))
+
+    got = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=P("batch"),
+                                out_specs=(P(), P(), P("batch"), P("batch"))))(
+        jax.device_put(z, NamedSharding(mesh, P("batch"))))
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)

@@ -146,3 +146,18 @@ def test_sinkhorn_codes_are_equipartitioned():
     np.testing.assert_allclose(jnp.sum(q, axis=1), 1.0, rtol=1e-5)  # each sample: a distribution
     np.testing.assert_allclose(jnp.sum(q, axis=0), 64 / 8, rtol=1e-2)  # each prototype: N / K samples
     np.testing.assert_allclose(q, cases.R.sinkhorn(np.asarray(scores, np.float64), 0.05, 50), rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", losses.names())
+def test_pod_scale_shapes_trace(name):
+    """Counts like N^2 M overflow int32 at pod scale; trace (no memory) at N = 32768, M = 65536."""
+    n, m = 32768, 65536
+    spec = lambda *s: jax.ShapeDtypeStruct(s, jnp.float32)  # noqa: E731
+    extra = {"byol": dict(target1=spec(n, m), target2=spec(n, m)),
+             "simsiam": dict(target1=spec(n, m), target2=spec(n, m)),
+             "moco": dict(key1=spec(n, m), key2=spec(n, m), queue=spec(4096, m)),
+             "dino": dict(teacher1=spec(n, m), teacher2=spec(n, m), center=spec(m)),
+             "swav": dict(prototypes=spec(3000, m))}.get(name, {})
+    fn = losses.get(name)
+    out = jax.eval_shape(jax.value_and_grad(lambda a, b, kw: fn(a, b, **kw)[0]), spec(n, m), spec(n, m), extra)
+    assert out[0].shape == () and out[1].shape == (n, m)

@@ -96,3 +96,9 @@ def per_device(x, axis_name):
         return x
     zero = lax.axis_index(axis_name) * 0
     return jax.tree.map(lambda v: v + zero.astype(v.dtype), x)
+
+
+# Counts such as N * M or N^2 M exceed int32 at pod scale (N = 32768, M = 8192);
+# jax turns a Python int operand into an int32 constant, so every such product
+# is divided as a Python float. tests/test_losses_inputs.py traces each loss
+# at N = 32768, M = 65536 to keep it that way.

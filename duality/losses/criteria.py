@@ -87,23 +87,33 @@ def offdiag_sq_sample_cross(a, b, axis_name=None, route: str = "auto"):
 def l_c(z, axis_name=None, route: str = "auto"):
     """Sample-contrastive criterion L_c (Def. 3.2): off-diagonal of z z^T, squared and summed."""
     z = validation.matrix("l_c", "z", z)
-    return offdiag_sq_sample_cross(z, z, axis_name, route)
+    return cl.per_device(offdiag_sq_sample_cross(z, z, axis_name, route), axis_name)
 
 
 def l_nc(z, axis_name=None, route: str = "auto"):
     """Dimension-contrastive criterion L_nc (Def. 3.2): off-diagonal of z^T z, squared and summed."""
     z = validation.matrix("l_nc", "z", z)
-    return offdiag_sq_feature_cross(z, z, axis_name, route)
+    return cl.per_device(offdiag_sq_feature_cross(z, z, axis_name, route), axis_name)
+
+
+def _sample_quartic(z, axis_name):
+    return cl.total(jnp.sum(jnp.square(jnp.sum(jnp.square(z), axis=1))), axis_name)
+
+
+def _dimension_quartic(z, axis_name):
+    return jnp.sum(jnp.square(cl.batch_sum(jnp.square(z), axis_name)))
 
 
 def sample_quartic(z, axis_name=None):
     """sum_i ||K_.i||^4: fourth powers of the embedding (row) norms."""
-    return cl.total(jnp.sum(jnp.square(jnp.sum(jnp.square(z), axis=1))), axis_name)
+    z = validation.matrix("sample_quartic", "z", z)
+    return cl.per_device(_sample_quartic(z, axis_name), axis_name)
 
 
 def dimension_quartic(z, axis_name=None):
     """sum_j ||K_j.||^4: fourth powers of the dimension (column) norms over the global batch."""
-    return jnp.sum(jnp.square(cl.batch_sum(jnp.square(z), axis_name)))
+    z = validation.matrix("dimension_quartic", "z", z)
+    return cl.per_device(_dimension_quartic(z, axis_name), axis_name)
 
 
 def duality_terms(z, axis_name=None):
@@ -120,9 +130,9 @@ def duality_terms(z, axis_name=None):
     z = validation.matrix("duality_terms", "z", z)
     lc = offdiag_sq_sample_cross(z, z, axis_name, route="gram")
     lnc = offdiag_sq_feature_cross(z, z, axis_name, route="covariance")
-    sq, dq = sample_quartic(z, axis_name), dimension_quartic(z, axis_name)
-    return dict(l_c=lc, l_nc=lnc, sample_quartic=sq, dimension_quartic=dq,
-                lhs=lnc + dq, rhs=lc + sq)
+    sq, dq = _sample_quartic(z, axis_name), _dimension_quartic(z, axis_name)
+    return cl.per_device(dict(l_c=lc, l_nc=lnc, sample_quartic=sq, dimension_quartic=dq,
+                              lhs=lnc + dq, rhs=lc + sq), axis_name)
 
 
 def norm_coupling_bounds(z, axis_name=None):
@@ -140,9 +150,9 @@ def norm_coupling_bounds(z, axis_name=None):
     z = validation.matrix("norm_coupling_bounds", "z", z)
     n, m = cl.global_rows(z, axis_name), z.shape[1]
     f = cl.total(jnp.sum(jnp.square(z)), axis_name)
-    return dict(
+    return cl.per_device(dict(
         frobenius_sq=f,
-        dimension_quartic=dimension_quartic(z, axis_name),
+        dimension_quartic=_dimension_quartic(z, axis_name),
         dimension_lower=f * f / m, dimension_upper=f * f,
-        sample_quartic=sample_quartic(z, axis_name),
-        sample_lower=f * f / n, sample_upper=f * f)
+        sample_quartic=_sample_quartic(z, axis_name),
+        sample_lower=f * f / n, sample_upper=f * f), axis_name)

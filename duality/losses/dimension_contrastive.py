@@ -20,7 +20,7 @@ from duality.losses.registry import register
 
 def _invariance(z1, z2, axis_name):
     """Mean squared error over all N * M entries (VICReg's `inv`)."""
-    return cl.total(jnp.sum(jnp.square(z1 - z2)), axis_name) / (cl.global_rows(z1, axis_name) * z1.shape[1])
+    return cl.total(jnp.sum(jnp.square(z1 - z2)), axis_name) / float(cl.global_rows(z1, axis_name) * z1.shape[1])
 
 
 def _variance_hinge(zc, axis_name, gamma, eps):
@@ -32,7 +32,7 @@ def _variance_hinge(zc, axis_name, gamma, eps):
 def _cov_sq(zc, axis_name, route):
     """VICReg's c: sum_{i != j} C_ij^2 / M with C = zc^T zc / (N - 1)."""
     n, m = cl.global_rows(zc, axis_name), zc.shape[1]
-    return criteria.offdiag_sq_feature_cross(zc, zc, axis_name, route) / ((n - 1) ** 2 * m)
+    return criteria.offdiag_sq_feature_cross(zc, zc, axis_name, route) / float((n - 1) ** 2 * m)
 
 
 def _cov_exp(zc, axis_name, temperature):
@@ -174,7 +174,7 @@ def barlow_twins(z1, z2, *, axis_name=None, lambd=0.0051, eps=1e-5, route="auto"
     a, b = standardize(z1), standardize(z2)
     diag = cl.batch_sum(a * b, axis_name) / n  # C_jj
     on = jnp.sum(jnp.square(1.0 - diag))
-    off = criteria.offdiag_sq_feature_cross(a, b, axis_name, route) / (n * n)
+    off = criteria.offdiag_sq_feature_cross(a, b, axis_name, route) / float(n * n)
     return cl.per_device((on + lambd * off, dict(on_diag=on, off_diag=off)), axis_name)
 
 

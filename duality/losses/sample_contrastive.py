@@ -67,7 +67,7 @@ def _info_nce(name, z1, z2, *, temperature, axis_name, variant, negatives, posit
     loss = cl.total(jnp.sum(per_anchor), axis_name) / (2 * big_n)
     aux = dict(
         pos_sim=cl.total(jnp.sum(s_pos), axis_name) / (2 * big_n),
-        neg_sim=cl.total(jnp.sum(jnp.where(is_neg, sim, 0.0)), axis_name) / (2 * big_n * (2 * big_n - 2)))
+        neg_sim=cl.total(jnp.sum(jnp.where(is_neg, sim, 0.0)), axis_name) / float(2 * big_n * (2 * big_n - 2)))
     return cl.per_device((loss, aux), axis_name)
 
 
@@ -124,5 +124,5 @@ def spectral(z1, z2, *, axis_name=None, mu=None, route="auto"):
         z2 = normalization.normalize_embeddings(z2) * jnp.sqrt(mu)
     big_n = cl.global_rows(z1, axis_name)
     pos = cl.total(jnp.sum(z1 * z2), axis_name) / big_n
-    neg = criteria.offdiag_sq_sample_cross(z1, z2, axis_name, route) / (big_n * (big_n - 1))
+    neg = criteria.offdiag_sq_sample_cross(z1, z2, axis_name, route) / float(big_n * (big_n - 1))
     return cl.per_device((-2.0 * pos + neg, dict(pos=pos, neg=neg)), axis_name)

@@ -14,14 +14,16 @@ def as_float32(name: str, arg: str, x):
     included): the covariance and log-sum-exp terms lose too much in 8 bits
     of mantissa.
     """
-    try:
-        dtype = np.dtype(getattr(x, "dtype", None) or np.asarray(x).dtype)
-    except Exception as e:  # objects numpy cannot read
-        raise TypeError(f"{name}: `{arg}` must be an array of numbers, got {type(x).__name__}") from e
-    if dtype == np.bool_ or not (np.issubdtype(dtype, np.number) or dtype.name == "bfloat16"):
-        raise TypeError(f"{name}: `{arg}` must be a real-valued array, got dtype {dtype}; cast it to float32")
-    if np.issubdtype(dtype, np.complexfloating):
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:  # lists, scalars: let numpy read them
+        try:
+            dtype = np.asarray(x).dtype
+        except Exception as e:
+            raise TypeError(f"{name}: `{arg}` must be an array of numbers, got {type(x).__name__}") from e
+    if jnp.issubdtype(dtype, jnp.complexfloating):
         raise TypeError(f"{name}: `{arg}` is complex ({dtype}); embeddings must be real")
+    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+        raise TypeError(f"{name}: `{arg}` must be a real-valued array, got dtype {dtype}; cast it to float32")
     return jnp.asarray(x).astype(jnp.float32)
 
 

@@ -1,0 +1,1 @@
+"""Diagnostics of embeddings: the paper's criteria, spectra, plots."""
