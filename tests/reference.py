@@ -74,9 +74,15 @@ def nt_xent(z1, z2, temperature=0.1, variant="classical", negatives="identity", 
     return total / n2, dict(pos_sim=pos_sum / n2, neg_sim=neg_sum / (n2 * (n2 - 2)))
 
 
-def spectral(z1, z2, mu=None):
+def spectral(z1, z2, mu=None, projection="sphere"):
     if mu is not None:
-        z1, z2 = unit(z1) * math.sqrt(mu), unit(z2) * math.sqrt(mu)
+        def radius(z):
+            out = []
+            for row in z:
+                r = np.linalg.norm(row)
+                out.append(row if projection == "ball" and r <= math.sqrt(mu) else row * math.sqrt(mu) / r)
+            return np.array(out)
+        z1, z2 = radius(z1), radius(z2)
     n = z1.shape[0]
     pos = np.mean([float(z1[i] @ z2[i]) for i in range(n)])
     neg = np.mean([float(z1[i] @ z2[j]) ** 2 for i in range(n) for j in range(n) if i != j])
@@ -186,7 +192,7 @@ def simsiam(p1, p2, target1, target2):
     return d, dict(cos=-d)
 
 
-def moco(q1, q2, key1, key2, queue=None, temperature=0.2, symmetric=True):
+def moco(q1, q2, key1, key2, queue=None, temperature=0.2, symmetric=False):
     def one(q, k):
         q, k = unit(q), unit(k)
         out = []

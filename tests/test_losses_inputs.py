@@ -116,6 +116,10 @@ def test_wrong_dtype_and_bad_options():
         losses.wmse(z, z, w_size=3)
     with pytest.raises(ValueError, match="rng="):
         losses.wmse(z, z, w_size=2, w_iter=2)
+    with pytest.raises(ValueError, match="vicreg_exp: needs an embedding dimension of at least 2"):
+        losses.vicreg_exp(jnp.ones((4, 1)), jnp.ones((4, 1)))
+    with pytest.raises(ValueError, match="projection='disk'"):
+        losses.spectral(z, z, mu=1.0, projection="disk")
 
 
 def test_missing_or_mismatched_extra_inputs():

@@ -74,10 +74,13 @@ def test_simclr_normalisation_variants(name, variant):
     np.testing.assert_allclose(aux["pos_sim"], ref_aux["pos_sim"], rtol=2e-4)
 
 
-def test_spectral_projection_mu():
-    case = cases.make("spectral", 10, 6, mu=3.0)
+@pytest.mark.parametrize("projection", ["sphere", "ball"])
+def test_spectral_projection_mu(projection):
+    case = cases.make("spectral", 10, 6, mu=3.0, projection=projection)  # rows have norms ~1-4: ball clips some
     loss, aux = _jax_loss(case)({"z1": jnp.asarray(case.z1), "z2": jnp.asarray(case.z2)})
-    np.testing.assert_allclose(loss, case.ref_value(case.z1, case.z2)[0], rtol=2e-4)
+    np.testing.assert_allclose(loss, case.ref_value(case.z1, case.z2)[0], rtol=3e-5)
+    norms = np.linalg.norm(case.z1, axis=1)
+    assert (norms < np.sqrt(3.0)).any() and (norms > np.sqrt(3.0)).any()
 
 
 def test_wmse_random_subbatches_match_reference():

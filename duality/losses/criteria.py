@@ -18,6 +18,11 @@ Routes, named by the square matrix they form:
   "gram":       N x N (sample-by-sample) matrices, N = global batch,
   "auto":       whichever is smaller (ties go to the matrix the term is
                 defined on).
+Off-diagonal sums: the route that forms the matrix the term is defined on
+masks the diagonal exactly; the other route computes full minus diagonal,
+whose float32 relative error is ~1e-7 x (full / off-diagonal). "auto" takes
+the Gram route only when N < M, where off-diagonal mass dominates for
+generic embeddings; for heavily decorrelated ones force "covariance".
 Across devices the "gram" route multiplies each device's rows by the
 gathered global batch (n x N blocks, no redundant work) and the "covariance"
 route all-reduces the M x M partial products.

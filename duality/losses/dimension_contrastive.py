@@ -98,6 +98,9 @@ def vicreg_exp(z1, z2, *, axis_name=None, sim_coeff=25.0, std_coeff=25.0, cov_co
     coefficients are our defaults. Returns (loss, {inv, var, cov}).
     """
     validation.positive("vicreg_exp", "temperature", temperature)
+    if validation.matrix("vicreg_exp", "z1", z1).shape[1] < 2:
+        raise ValueError("vicreg_exp: needs an embedding dimension of at least 2 (the log-sum-exp is over "
+                         "off-diagonal covariances, and M = 1 has none)")
 
     def cov_fn(zc):
         return _cov_exp(zc, axis_name, temperature)

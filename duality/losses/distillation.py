@@ -78,7 +78,7 @@ def _info_nce_keys(q, k, negatives, temperature, axis_name, in_batch):
 
 
 @register("moco")
-def moco(z1, z2, *, axis_name=None, key1=None, key2=None, queue=None, temperature=0.2, symmetric=True):
+def moco(z1, z2, *, axis_name=None, key1=None, key2=None, queue=None, temperature=0.2, symmetric=False):
     """MoCo InfoNCE (He et al. 2020; v2 defaults).
 
     z1, z2: the query encoder's embeddings of views 1 and 2; key1, key2: the
@@ -86,8 +86,8 @@ def moco(z1, z2, *, axis_name=None, key1=None, key2=None, queue=None, temperatur
     queue: [K, M] negatives (stop-gradient), e.g. from `losses.enqueue`.
     Each query is scored against its key (the other view) and the negatives;
     loss = mean_i -log softmax at the key, with cosine similarities / tau.
-    With `symmetric` both directions are averaged (q1 vs k2, q2 vs k1);
-    otherwise only q1 vs k2 (MoCo v2). With queue=None the negatives are the
+    By default only q1 vs k2 is scored, as in MoCo v2; with `symmetric` both
+    directions are averaged (q1 vs k2, q2 vs k1; "MoCo v2+" reimplementations). With queue=None the negatives are the
     other keys of the global batch (MoCo v3 without its 2 tau factor).
     Returns (loss, {}).
     """

@@ -104,24 +104,34 @@ dcl_sq = _make("dcl_sq", "sq", False, "DCL-sq (Garrido et al. 2023, Sec. 3)", ":
 dcl_abs = _make("dcl_abs", "abs", False, "DCL-abs (Garrido et al. 2023, Sec. 3)", ": DCL with absolute negatives")
 
 
+def _to_radius(z, mu, projection):
+    unit = normalization.normalize_embeddings(z) * jnp.sqrt(mu)
+    if projection == "sphere":
+        return unit
+    longer = jnp.sum(jnp.square(z), axis=1, keepdims=True) > mu
+    return jnp.where(longer, unit, z)
+
+
 @register("spectral")
-def spectral(z1, z2, *, axis_name=None, mu=None, route="auto"):
+def spectral(z1, z2, *, axis_name=None, mu=None, projection="sphere", route="auto"):
     """Spectral contrastive loss (HaoChen et al. 2021).
 
         L = -2 mean_i <z1_i, z2_i> + mean_{i != j} <z1_i, z2_j>^2
 
     Its second term is L_c of the cross-view Gram matrix (Prop. 3.2: sample-
-    contrastive). `mu`: if given, each embedding is first projected onto the
-    sphere of radius sqrt(mu), as in the paper's analysis (Sec. 4.2); None
-    uses z as given. `route` ("auto", "gram", "covariance") picks N x N or
+    contrastive). `mu`: if given, each embedding is first projected to radius
+    sqrt(mu): onto the sphere (`projection="sphere"`, DESIGN.md's contract)
+    or into the ball (`"ball"`: only longer embeddings are shortened, the
+    reading of Sec. 4.2 and of HaoChen et al.'s code, which also divides the
+    loss by mu; we do not). None uses z as given. `route` ("auto", "gram", "covariance") picks N x N or
     M x M matrices for the second term (same value).
     Returns (loss, aux) with aux = {pos, neg}: the two means above.
     """
     z1, z2 = validation.pair("spectral", z1, z2, axis_name)
     if mu is not None:
         validation.positive("spectral", "mu", mu)
-        z1 = normalization.normalize_embeddings(z1) * jnp.sqrt(mu)
-        z2 = normalization.normalize_embeddings(z2) * jnp.sqrt(mu)
+        validation.choice("spectral", "projection", projection, ("sphere", "ball"))
+        z1, z2 = (_to_radius(z, mu, projection) for z in (z1, z2))
     big_n = cl.global_rows(z1, axis_name)
     pos = cl.total(jnp.sum(z1 * z2), axis_name) / big_n
     neg = criteria.offdiag_sq_sample_cross(z1, z2, axis_name, route) / float(big_n * (big_n - 1))
