@@ -30,6 +30,9 @@ setup(
         "clu>=0.0.12",
         "tensorboard",
         "importlib_resources",
+        # clu's TensorBoard writer and tfds' input pipelines import TensorFlow;
+        # the CPU build never competes with jax for an accelerator.
+        "tensorflow-cpu",
         "chex>=0.1.87",
         "dm-pix>=0.4",
         "matplotlib",

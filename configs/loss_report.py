@@ -15,6 +15,7 @@ import ml_collections
 
 def get_config():
     c = ml_collections.ConfigDict()
+    c.job = "loss_report"
     c.batch = 256  # N of the first shape (N > M: covariance route)
     c.dim = 128  # M of the first shape; the second is (batch // 4, 4 * dim): Gram route
     c.seed = 0

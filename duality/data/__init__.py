@@ -1,2 +1,38 @@
-"""Data: sources that yield host-local batches {"image": uint8 [B, H, W, C], "label": int32 [B]},
-and on-device augmentations (augment.py)."""
+"""Data sources. Every source gives the trainer the same thing: host-local
+batches {"image": uint8 [B, H, W, C], "label": int32 [B]} indexed by step
+(`train.batch(step)`), plus the labelled train/test arrays for probing.
+Augmentation happens on device (augment.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from duality.data import fashion_mnist, pipeline
+
+SOURCES = ("fashion_mnist",)
+
+
+@dataclasses.dataclass
+class Data:
+    train: pipeline.InMemory  # pretraining batches
+    train_arrays: dict  # labelled train split (probing)
+    test_arrays: dict  # labelled test split (probing)
+
+
+def build(cfg, global_batch: int, seed: int) -> Data:
+    if cfg.name == "fashion_mnist":
+        train = fashion_mnist.load("train", cfg.get("data_dir") or None)
+        test = fashion_mnist.load("test", cfg.get("data_dir") or None)
+    else:
+        raise ValueError(f"data.name={cfg.name!r}: choose one of {SOURCES}")
+    if cfg.get("train_subset"):
+        train = {k: v[: cfg.train_subset] for k, v in train.items()}
+        test = {k: v[: max(cfg.train_subset // 6, 1)] for k, v in test.items()}
+    shape = train["image"].shape[1:]
+    if shape != (cfg.image_size, cfg.image_size, cfg.channels):
+        raise ValueError(f"data: images are {shape}, config says {cfg.image_size}x{cfg.image_size}x{cfg.channels}")
+    source = pipeline.InMemory(train, global_batch, seed, jax.process_index(), jax.process_count())
+    return Data(train=source, train_arrays=train, test_arrays=test)

@@ -1,0 +1,39 @@
+"""Shared defaults; every method file starts from `base.get_config(arg)`.
+
+arg picks the data set and scale:
+  fashion_mnist  the CPU-sized default (28x28 grayscale, small convnet)
+"""
+import ml_collections
+
+from duality.data import augment
+
+SCALES = ("fashion_mnist",)
+
+
+def _views(specs):
+    return [dict(size=s.size, crop_scale=s.crop_scale, crop_ratio=s.crop_ratio, flip_p=s.flip_p,
+                 jitter_p=s.jitter_p, brightness=s.brightness, contrast=s.contrast, saturation=s.saturation,
+                 hue=s.hue, gray_p=s.gray_p, blur_p=s.blur_p, blur_sigma=s.blur_sigma, solarize_p=s.solarize_p)
+            for s in specs]
+
+
+def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
+    if arg not in SCALES:
+        raise ValueError(f"config argument {arg!r}: choose one of {SCALES}")
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.data = dict(name="fashion_mnist", data_dir="", image_size=28, channels=1, num_classes=10,
+                  global_batch=256, mean=(0.2860,), std=(0.3530,), train_subset=0,
+                  views=_views(augment.grayscale_small_views(28)), local_views=0,
+                  local_view=_views([augment.ViewSpec(12, crop_scale=(0.1, 0.4), saturation=0.0, hue=0.0,
+                                                      gray_p=0.0)])[0])
+    c.model = dict(encoder="small", stem="cifar", projector="1024-1024-1024", predictor="", n_prototypes=0,
+                   dino_out=0, zero_init_residual=True, dtype="float32")
+    c.method = dict(name="vicreg", loss={}, ema_base=0.996, queue_size=0, queue_start_step=0,
+                    freeze_prototypes_steps=0, center_momentum=0.9)
+    c.optim = dict(name="lars", base_lr=0.3, weight_decay=1e-6, momentum=0.9, warmup_steps=100,
+                   final_lr_ratio=0.001, clip_norm=0.0)
+    c.probe = dict(lr=1e-3)  # online linear probe (Adam)
+    c.train = dict(epochs=4, steps=0, log_every=20, checkpoint_every=200, keep_checkpoints=3, max_skipped=10)
+    c.eval = dict(linear_probe=True, baselines=True, probe_epochs=30, probe_wd=1e-4)
+    return c

@@ -1,0 +1,50 @@
+"""Metric writing: TensorBoard event files and metrics.jsonl (clu), and console progress."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+from clu import metric_writers
+
+
+class Writer:
+    """clu's TensorBoard writer plus one JSON line per write in workdir/metrics.jsonl (process 0 only)."""
+
+    def __init__(self, workdir: str):
+        self.main = jax.process_index() == 0
+        self.tb = metric_writers.create_default_writer(workdir, just_logging=not self.main, asynchronous=True)
+        self.path = os.path.join(workdir, "metrics.jsonl")
+
+    def write(self, step: int, scalars: dict):
+        scalars = {k: float(v) for k, v in scalars.items()}
+        self.tb.write_scalars(step, scalars)
+        if self.main:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"step": int(step), **scalars}) + "\n")
+
+    def close(self):
+        self.tb.flush()
+        self.tb.close()
+
+
+class Progress:
+    """step/total, loss, img/s, ETA on one console line every few steps."""
+
+    def __init__(self, total: int, global_batch: int, start_step: int):
+        self.total, self.batch = total, global_batch
+        self.t0, self.s0 = None, start_step
+
+    def line(self, step: int, metrics: dict) -> str:
+        now = time.perf_counter()
+        if self.t0 is None:  # the first step includes compilation: time from after it
+            self.t0, self.s0 = now, step
+            rate = float("nan")
+        else:
+            rate = (step - self.s0) * self.batch / max(now - self.t0, 1e-9)
+        eta = (self.total - step) * self.batch / rate if rate == rate and rate > 0 else float("nan")
+        eta_s = "?" if eta != eta else time.strftime("%H:%M:%S", time.gmtime(eta))
+        terms = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "loss")
+        return (f"step {step}/{self.total} loss={metrics.get('loss', float('nan')):.4f} "
+                f"{rate:,.0f} img/s ETA {eta_s} | {terms}")

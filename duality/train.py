@@ -1,0 +1,271 @@
+"""The trainer: config in, pretrained encoder and its numbers out.
+
+One data-parallel step, `jax.jit` + `jax.shard_map` over a 1-D mesh axis
+"batch" (the per-device program pmap would run, in the current API):
+
+  views  = augment(key, images)                   on device, per-example keys
+  out    = model.apply(params, view)              sync BatchNorm over "batch"
+  loss   = losses.get(method)(z1, z2, axis_name="batch", ...)
+  grads  = pmean(d loss / d per-device params)    exact: see losses/collectives.py
+  params = optax update; EMA target; queue; centre; online probe
+
+A step whose loss or gradient is not finite is skipped (state unchanged,
+counted in `skipped`), so no non-finite state can reach a checkpoint; more
+than `train.max_skipped` such steps stop the run with an error.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from duality import checkpoint, data, losses, methods, models, optim
+from duality.data import augment as aug
+from duality.metrics import Progress, Writer
+
+AXIS = "batch"
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    method: Any
+    probe_params: Any
+    probe_opt_state: Any
+    rng: jax.Array
+    skipped: jax.Array
+
+
+class Trainer:
+    """Everything a run needs, built once from the config."""
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        self.config = config
+        self.mesh = jax.make_mesh((jax.device_count(),), (AXIS,))
+        self.global_batch = config.data.global_batch
+        if self.global_batch % jax.device_count():
+            raise ValueError(
+                f"data.global_batch={self.global_batch} is not divisible by the {jax.device_count()} devices; "
+                f"use a multiple of {jax.device_count()}")
+        self.data = data.build(config.data, self.global_batch, config.seed)
+        self.total_steps = config.train.get("steps") or config.train.epochs * self.data.train.steps_per_epoch
+        self.views = [aug.view_spec(v) for v in config.data.views]
+        if len(self.views) != 2:
+            raise ValueError(f"data.views must hold the two global views, got {len(self.views)}")
+        n_local = config.data.get("local_views", 0)
+        self.local_view = aug.view_spec(config.data.local_view) if n_local else None
+        methods.validate(config.method, config.model, n_local)
+        self.model = models.build(config.model, axis_name=AXIS)
+        self.eval_model = models.build(config.model, axis_name=None)
+        self.tx, self.schedule = optim.make(config.optim, self.global_batch, self.total_steps)
+        self.probe_tx = optax.adam(config.probe.lr)
+        self.mean, self.std = tuple(config.data.mean), tuple(config.data.std)
+        self.replicated = NamedSharding(self.mesh, P())
+        self.sharded = NamedSharding(self.mesh, P(AXIS))
+        self.step_fn = self._make_step()
+
+    # ------------------------------------------------------------------ state
+    def init_state(self, seed: int) -> TrainState:
+        cfg = self.config
+        rng = jax.random.PRNGKey(seed)
+        k_model, k_method, k_probe, k_run = jax.random.split(rng, 4)
+        size, ch = cfg.data.image_size, cfg.data.channels
+        variables = self.eval_model.init(k_model, jnp.zeros((2, size, size, ch)), train=False)
+        params, batch_stats = variables["params"], variables.get("batch_stats", {})
+        if "prototypes" in params:
+            params = dict(params, prototypes=losses.normalize_embeddings(params["prototypes"]))
+        h = self.eval_model.apply(variables, jnp.zeros((2, size, size, ch)), method="represent")
+        embed_dim = models.parse_spec(cfg.model.projector)[-1]
+        probe_params = {"w": jnp.zeros((h.shape[-1], cfg.data.num_classes)), "b": jnp.zeros((cfg.data.num_classes,))}
+        del k_probe
+        state = TrainState(
+            step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+            opt_state=self.tx.init(params),
+            method=methods.init_state(cfg.method, cfg.model, params, batch_stats, k_method, embed_dim),
+            probe_params=probe_params, probe_opt_state=self.probe_tx.init(probe_params), rng=k_run,
+            skipped=jnp.zeros((), jnp.int32))
+        return jax.device_put(state, self.replicated)
+
+    def abstract_state(self) -> TrainState:
+        shapes = jax.eval_shape(lambda: self.init_state(self.config.seed))
+        return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=self.replicated), shapes)
+
+    # ------------------------------------------------------------------- step
+    def _forward(self, params, batch_stats, views):
+        outs = []
+        for v in views:
+            out, upd = self.model.apply({"params": params, "batch_stats": batch_stats}, v, train=True,
+                                        mutable=["batch_stats"])
+            batch_stats = upd["batch_stats"]
+            outs.append(out)
+        return outs, batch_stats
+
+    def _per_device(self, state: TrainState, images, labels):
+        cfg = self.config
+        key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), jax.lax.axis_index(AXIS))
+        k_views, k_loss = jax.random.split(key)
+        views = [aug.augment(jax.random.fold_in(k_views, i), images, s, self.mean, self.std)
+                 for i, s in enumerate(self.views)]
+        locals_ = [aug.augment(jax.random.fold_in(k_views, 100 + i), images, self.local_view, self.mean, self.std)
+                   for i in range(cfg.data.get("local_views", 0))]
+        target_outs = None
+        if "target" in state.method:
+            t = state.method["target"]
+            target_outs, _ = self._forward(t["params"], t["batch_stats"], views)
+            target_outs = jax.lax.stop_gradient(target_outs)
+        loss_key = jax.random.fold_in(state.rng, state.step)  # the same on every device (W-MSE's split)
+
+        def loss_fn(params):
+            outs, bs = self._forward(params, state.batch_stats, views)
+            local_outs, bs = self._forward(params, bs, locals_)
+            z1, z2, kw = methods.loss_inputs(cfg.method, params, outs, target_outs, local_outs, state.method,
+                                             state.step, loss_key)
+            if cfg.method.name == "swav":
+                loss, aux = methods.swav_loss(cfg.method, z1, z2, kw, state.step, AXIS)
+            else:
+                loss, aux = losses.get(cfg.method.name)(z1, z2, axis_name=AXIS, **kw)
+            return loss, (aux, outs, bs, z1)
+
+        # Differentiate a per-device copy of the parameters, then average: the pmap program.
+        params_v = jax.lax.pcast(state.params, AXIS, to="varying")
+        (loss, (aux, outs, batch_stats, z1)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params_v)
+        grads = jax.lax.pmean(grads, AXIS)
+        if cfg.method.name == "swav":
+            frozen = state.step < cfg.method.get("freeze_prototypes_steps", 0)
+            grads = dict(grads, prototypes=jnp.where(frozen, 0.0, grads["prototypes"]))
+        updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        if cfg.method.name == "swav":
+            params = dict(params, prototypes=losses.normalize_embeddings(params["prototypes"]))
+        method_state = methods.update_state(cfg.method, state.method, outs, target_outs, AXIS)
+        if "target" in method_state:
+            tau = methods.ema_momentum(cfg.method, state.step, self.total_steps)
+            method_state["target"] = methods.ema_update(
+                method_state["target"], {"params": params, "batch_stats": batch_stats}, tau)
+
+        # Online linear probe on the stop-gradient representation of view 1.
+        h = jax.lax.stop_gradient(outs[0]["h"])
+
+        def probe_loss(p):
+            logits = h @ p["w"] + p["b"]
+            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), logits
+
+        (p_loss, logits), p_grads = jax.value_and_grad(probe_loss, has_aux=True)(
+            jax.lax.pcast(state.probe_params, AXIS, to="varying"))
+        p_grads = jax.lax.pmean(p_grads, AXIS)
+        p_updates, probe_opt_state = self.probe_tx.update(p_grads, state.probe_opt_state, state.probe_params)
+        probe_params = optax.apply_updates(state.probe_params, p_updates)
+
+        zn = losses.normalize_embeddings(z1)
+        var = losses.collectives.batch_mean(zn * zn, AXIS) - jnp.square(losses.collectives.batch_mean(zn, AXIS))
+        metrics = jax.lax.pmean(dict(
+            loss=loss, **aux, probe_loss=p_loss,
+            probe_top1=jnp.mean(jnp.argmax(logits, -1) == labels),
+            z_std=jnp.mean(jnp.sqrt(jnp.maximum(var, 0.0))) * jnp.sqrt(zn.shape[-1]),
+        ), AXIS)
+        metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["lr"] = self.schedule(state.step)
+        finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
+        new = TrainState(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state,
+                         method=method_state, probe_params=probe_params, probe_opt_state=probe_opt_state,
+                         rng=state.rng, skipped=state.skipped)
+        kept = state.replace(step=state.step + 1, skipped=state.skipped + 1)
+        out = jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, kept)
+        return out, metrics
+
+    def _make_step(self):
+        fn = jax.shard_map(self._per_device, mesh=self.mesh, in_specs=(P(), P(AXIS), P(AXIS)),
+                           out_specs=(P(), P()))
+        return jax.jit(fn, donate_argnums=(0,))
+
+    def device_batch(self, batch: dict):
+        return (jax.make_array_from_process_local_data(self.sharded, batch["image"]),
+                jax.make_array_from_process_local_data(self.sharded, batch["label"]))
+
+    # ------------------------------------------------------------------ eval
+    @functools.cached_property
+    def _represent(self):
+        size = self.config.data.image_size
+
+        @jax.jit
+        def f(params, batch_stats, images):
+            x = aug.center_view(images, size, self.mean, self.std)
+            return self.eval_model.apply({"params": params, "batch_stats": batch_stats}, x, method="represent")
+
+        return f
+
+    def features(self, params, batch_stats, arrays: dict, batch: int = 1000) -> np.ndarray:
+        """Frozen representations of every image of `arrays` (no augmentation)."""
+        out = []
+        for b, real in data.pipeline.eval_batches(arrays, batch):
+            out.append(np.asarray(self._represent(params, batch_stats, jnp.asarray(b["image"])))[:real])
+        return np.concatenate(out)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple[Trainer, TrainState]:
+    """Pretrain (resuming from `workdir` if it holds a checkpoint); return the trainer and final state."""
+    trainer = Trainer(config)
+    cfg_dict = config.to_dict()
+    checkpoint.check_config(workdir, cfg_dict)
+    ckpt = checkpoint.Checkpointer(workdir, config.train.checkpoint_every, config.train.keep_checkpoints)
+    writer = Writer(workdir)
+    if ckpt.latest_step() is not None:
+        state = ckpt.restore(trainer.abstract_state())
+        print(f"resumed from {workdir} at step {int(state.step)}", flush=True)
+    else:
+        state = trainer.init_state(config.seed)
+    step = int(state.step)
+    total = trainer.total_steps
+    progress = Progress(total, trainer.global_batch, step)
+    log_every = config.train.log_every
+    print(f"training {config.method.name} / {config.model.encoder} on {config.data.name}: {total} steps of "
+          f"{trainer.global_batch} images on {jax.device_count()} {jax.default_backend()} device(s)", flush=True)
+    ckpt.install_signal_handlers()
+    skipped_seen = int(state.skipped)
+    t_start = time.perf_counter()
+    try:
+        while step < total:
+            images, labels = trainer.device_batch(trainer.data.train.batch(step))
+            state, metrics = trainer.step_fn(state, images, labels)
+            step += 1
+            if step % log_every == 0 or step == total or step == 1:
+                m = jax.device_get(metrics)
+                writer.write(step, m)
+                print(progress.line(step, m), flush=True)
+                skipped = int(state.skipped)
+                if skipped > skipped_seen:
+                    print(f"warning: {skipped - skipped_seen} step(s) with non-finite loss or gradient were "
+                          f"skipped (total {skipped})", flush=True)
+                    skipped_seen = skipped
+                if skipped > config.train.max_skipped:
+                    raise FloatingPointError(
+                        f"{skipped} steps had a non-finite loss or gradient (limit train.max_skipped="
+                        f"{config.train.max_skipped}); the newest checkpoint in {workdir} predates them. "
+                        f"Lower optim.base_lr, set optim.clip_norm, or raise model.dtype to float32.")
+            ckpt.save(step, state)
+            if ckpt.interrupted is not None:
+                ckpt.save(step, state, force=True)
+                print(f"interrupted by signal {ckpt.interrupted} at step {step}: checkpoint saved in {workdir}; "
+                      f"re-run the same command to resume", flush=True)
+                break
+        else:
+            ckpt.save(step, state, force=True)
+    finally:
+        ckpt.restore_signal_handlers()
+        ckpt.close()
+        writer.close()
+    elapsed = time.perf_counter() - t_start
+    print(f"done: step {step}/{total} in {elapsed:.0f} s", flush=True)
+    return trainer, state
