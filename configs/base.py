@@ -27,13 +27,24 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
                   views=_views(augment.grayscale_small_views(28)), local_views=0,
                   local_view=_views([augment.ViewSpec(12, crop_scale=(0.1, 0.4), saturation=0.0, hue=0.0,
                                                       gray_p=0.0)])[0])
-    c.model = dict(encoder="small", stem="cifar", projector="1024-1024-1024", predictor="", n_prototypes=0,
-                   dino_out=0, zero_init_residual=True, dtype="float32")
+    c.model = dict(encoder="small", widths=(32, 64, 128, 256), stem="cifar", projector="1024-1024-1024",
+                   predictor="", n_prototypes=0, dino_out=0, zero_init_residual=True, dtype="float32")
     c.method = dict(name="vicreg", loss={}, ema_base=0.996, queue_size=0, queue_start_step=0,
                     freeze_prototypes_steps=0, center_momentum=0.9)
     c.optim = dict(name="lars", base_lr=0.3, weight_decay=1e-6, momentum=0.9, warmup_steps=100,
                    final_lr_ratio=0.001, clip_norm=0.0)
     c.probe = dict(lr=1e-3)  # online linear probe (Adam)
-    c.train = dict(epochs=4, steps=0, log_every=20, checkpoint_every=200, keep_checkpoints=3, max_skipped=10)
+    c.train = dict(epochs=3, steps=0, log_every=20, checkpoint_every=200, keep_checkpoints=3, max_skipped=10)
     c.eval = dict(linear_probe=True, baselines=True, probe_epochs=30, probe_wd=1e-4)
+    return c
+
+
+def method_config(arg: str, name: str, loss=None, model=None, method=None, optim=None, data=None):
+    """base.get_config(arg) with the method's own settings layered on top."""
+    c = get_config(arg)
+    c.method.name = name
+    for block, values in (("model", model), ("method", method), ("optim", optim), ("data", data)):
+        for k, v in (values or {}).items():
+            setattr(getattr(c, block), k, v)
+    c.method.loss = dict(loss or {})
     return c

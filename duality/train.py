@@ -214,8 +214,13 @@ class Trainer:
         return np.concatenate(out)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple[Trainer, TrainState]:
-    """Pretrain (resuming from `workdir` if it holds a checkpoint); return the trainer and final state."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       stop_at: int | None = None) -> tuple[Trainer, TrainState]:
+    """Pretrain (resuming from `workdir` if it holds a checkpoint); return the trainer and final state.
+
+    `stop_at`: stop after that step as a preemption would (checkpoint saved;
+    the schedule still spans the full run, so resuming continues it exactly).
+    """
     trainer = Trainer(config)
     cfg_dict = config.to_dict()
     checkpoint.check_config(workdir, cfg_dict)
@@ -255,6 +260,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> tuple
                         f"{config.train.max_skipped}); the newest checkpoint in {workdir} predates them. "
                         f"Lower optim.base_lr, set optim.clip_norm, or raise model.dtype to float32.")
             ckpt.save(step, state)
+            if stop_at is not None and step >= stop_at and step < total:
+                ckpt.save(step, state, force=True)
+                print(f"stopped at step {step} (stop_at); re-run to resume", flush=True)
+                break
             if ckpt.interrupted is not None:
                 ckpt.save(step, state, force=True)
                 print(f"interrupted by signal {ckpt.interrupted} at step {step}: checkpoint saved in {workdir}; "

@@ -21,6 +21,20 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]" >&2
   echo "$WANT" > "$STAMP"
 fi
+# The embedded default data set: Fashion-MNIST from Debian's package (offline
+# after install). Installed here when missing and we may use apt-get.
+FMNIST_DIR="${DUALITY_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}"
+if [ ! -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi
+  if [ "$SUDO" != none ] && command -v apt-get >/dev/null; then
+    echo "[setup] installing Fashion-MNIST (Debian package dataset-fashion-mnist)" >&2
+    $SUDO apt-get update -qq >&2 || true
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >&2 \
+      || echo "[setup] could not install dataset-fashion-mnist; see README (data)" >&2
+  else
+    echo "[setup] Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist' or set DUALITY_FASHION_MNIST_DIR" >&2
+  fi
+fi
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
 cd "$ROOT"

@@ -12,7 +12,7 @@ import numpy as np
 
 from duality.data import fashion_mnist, pipeline
 
-SOURCES = ("fashion_mnist",)
+SOURCES = ("fashion_mnist", "synthetic")
 
 
 @dataclasses.dataclass
@@ -26,6 +26,13 @@ def build(cfg, global_batch: int, seed: int) -> Data:
     if cfg.name == "fashion_mnist":
         train = fashion_mnist.load("train", cfg.get("data_dir") or None)
         test = fashion_mnist.load("test", cfg.get("data_dir") or None)
+    elif cfg.name == "synthetic":  # random images of the configured shape: benchmarks and smoke tests
+        rng = np.random.default_rng(seed)
+        shape = (cfg.image_size, cfg.image_size, cfg.channels)
+        n = max(cfg.get("train_subset") or 0, 4 * global_batch)
+        train = {"image": rng.integers(0, 256, (n,) + shape, np.uint8),
+                 "label": rng.integers(0, cfg.num_classes, (n,)).astype(np.int32)}
+        test = {k: v[: max(n // 6, 1)] for k, v in train.items()}
     else:
         raise ValueError(f"data.name={cfg.name!r}: choose one of {SOURCES}")
     if cfg.get("train_subset"):

@@ -25,6 +25,7 @@ ENCODERS = ("small", "resnet18", "resnet34", "resnet50")
 
 class SSLModel(nn.Module):
     encoder: str = "small"
+    widths: tuple = (32, 64, 128, 256)  # small encoder only
     stem: str = "cifar"
     projector: str = "2048-2048-2048"
     predictor: str = ""
@@ -37,7 +38,7 @@ class SSLModel(nn.Module):
     def setup(self):
         kw = dict(axis_name=self.axis_name, dtype=self.dtype)
         if self.encoder == "small":
-            self.backbone = SmallConvNet(**kw)
+            self.backbone = SmallConvNet(widths=tuple(self.widths), **kw)
         elif self.encoder in ("resnet18", "resnet34", "resnet50"):
             stages = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3), "resnet50": (3, 4, 6, 3)}[self.encoder]
             block = "bottleneck" if self.encoder == "resnet50" else "basic"
@@ -72,7 +73,7 @@ def build(cfg, axis_name=None) -> SSLModel:
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}.get(cfg.get("dtype", "float32"))
     if dtype is None:
         raise ValueError(f"model.dtype must be 'float32' or 'bfloat16', got {cfg.dtype!r}")
-    return SSLModel(encoder=cfg.encoder, stem=cfg.get("stem", "cifar"), projector=cfg.projector,
+    return SSLModel(encoder=cfg.encoder, widths=tuple(cfg.get("widths", (32, 64, 128, 256))), stem=cfg.get("stem", "cifar"), projector=cfg.projector,
                     predictor=cfg.get("predictor", ""), n_prototypes=cfg.get("n_prototypes", 0),
                     dino_out=cfg.get("dino_out", 0), zero_init_residual=cfg.get("zero_init_residual", True),
                     axis_name=axis_name, dtype=dtype)

@@ -1,0 +1,11 @@
+"""SimSiam (Chen & He 2021): predictor bottleneck, stop-gradient, SGD.
+
+  python -m duality.main --config=configs/simsiam.py:fashion_mnist --workdir=workdirs/simsiam
+
+Measured: not yet (Fashion-MNIST numbers for every method come with issue 3's study).
+"""
+from configs import base
+
+
+def get_config(arg: str = "fashion_mnist"):
+    return base.method_config(arg, "simsiam", model={'projector': '1024-1024-1024', 'predictor': '256-1024'}, optim={'name': 'sgd', 'base_lr': 0.05, 'weight_decay': 0.0001})

@@ -1,0 +1,132 @@
+"""The trainer on 8 fake devices: one step of every method, exact resume,
+interruption by SIGTERM, and bad configs that fail before writing anything."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from duality import checkpoint, train
+from tests.test_pipeline import needs_fmnist
+from tests.train_configs import METHODS, tiny
+
+pytestmark = needs_fmnist
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_one_step_of_every_method_on_8_devices(method):
+    assert jax.device_count() == 8
+    t = train.Trainer(tiny(method))
+    state = t.init_state(0)
+    before = jax.device_get(state)
+    images, labels = t.device_batch(t.data.train.batch(0))
+    state, metrics = t.step_fn(state, images, labels)
+    m = jax.device_get(metrics)
+    assert int(state.step) == 1 and int(state.skipped) == 0
+    for k, v in m.items():
+        assert np.isfinite(v), (k, v)
+    assert 0.0 <= m["probe_top1"] <= 1.0
+    moved = jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a) - np.asarray(b)))), state.params, before.params)
+    assert max(jax.tree.leaves(moved)) > 0, "no parameter moved"
+    if "target" in before.method:  # EMA moved towards the new online weights
+        assert not np.allclose(jax.tree.leaves(state.method["target"]["params"])[0],
+                               jax.tree.leaves(before.method["target"]["params"])[0])
+    if "queue" in before.method:
+        assert not np.allclose(state.method["queue"], before.method["queue"])
+    if "center" in before.method:
+        assert not np.allclose(state.method["center"], before.method["center"])
+    if method == "swav":  # frozen for the first steps, and kept on the unit sphere
+        np.testing.assert_allclose(state.params["prototypes"], before.params["prototypes"], atol=1e-6)
+        np.testing.assert_allclose(jnp.linalg.norm(state.params["prototypes"], axis=1), 1.0, rtol=1e-5)
+
+
+def _params(state):
+    return jax.tree.map(np.asarray, jax.device_get(state.params))
+
+
+def test_resume_equals_uninterrupted_run(tmp_path):
+    cfg = tiny("byol", steps=4)  # EMA target + predictor: the most state to carry
+    _, straight = train.train_and_evaluate(cfg, str(tmp_path / "a"))
+    _, first = train.train_and_evaluate(cfg, str(tmp_path / "b"), stop_at=2)
+    assert int(first.step) == 2
+    _, resumed = train.train_and_evaluate(cfg, str(tmp_path / "b"))
+    assert int(resumed.step) == 4
+    for a, b in zip(jax.tree.leaves(_params(straight)), jax.tree.leaves(_params(resumed))):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(jax.tree.leaves(jax.device_get(straight.method)), jax.tree.leaves(jax.device_get(resumed.method))):
+        np.testing.assert_array_equal(a, b)
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and (tmp_path / "b" / "config.json").exists()
+
+
+def test_resume_with_a_different_model_is_refused(tmp_path):
+    cfg = tiny("vicreg", steps=1)
+    train.train_and_evaluate(cfg, str(tmp_path))
+    cfg.model.projector = "64-16"
+    with pytest.raises(ValueError, match="different model"):
+        train.train_and_evaluate(cfg, str(tmp_path))
+
+
+def _no_checkpoint(workdir):
+    ck = os.path.join(workdir, "checkpoints")
+    return not os.path.exists(ck) or not os.listdir(ck)
+
+
+@pytest.mark.parametrize("change,error,match", [
+    (lambda c: setattr(c.method, "name", "vicregg"), ValueError, "not a registered loss.*vicreg"),
+    (lambda c: setattr(c.data, "global_batch", 12), ValueError, "not divisible by the 8 devices"),
+    (lambda c: setattr(c.data, "data_dir", "/nonexistent"), FileNotFoundError, "apt-get install dataset-fashion-mnist"),
+    (lambda c: c.method.loss.update(temprature=0.1), ValueError, "unknown hyperparameter.*temprature"),
+    (lambda c: setattr(c.model, "encoder", "resnet19"), ValueError, "unknown encoder 'resnet19'"),
+    (lambda c: setattr(c.optim, "name", "adam"), ValueError, "choose 'lars', 'sgd' or 'adamw'"),
+])
+def test_bad_configs_fail_clearly_and_write_no_checkpoint(tmp_path, change, error, match):
+    cfg = tiny("vicreg" if "temprature" not in match else "simclr", steps=1)
+    change(cfg)
+    with pytest.raises(error, match=match):
+        train.train_and_evaluate(cfg, str(tmp_path))
+    assert _no_checkpoint(str(tmp_path))
+
+
+def test_unknown_config_field_is_an_error():
+    cfg = tiny("vicreg")
+    cfg.lock()  # as --config.x=... overrides see it
+    with pytest.raises(AttributeError, match="bach"):
+        cfg.data.global_bach = 4
+
+
+def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
+    workdir = str(tmp_path / "run")
+    cmd = [sys.executable, "-m", "duality.main", "--config=configs/vicreg.py:fashion_mnist", f"--workdir={workdir}",
+           "--config.data.train_subset=256", "--config.data.global_batch=16", "--config.model.widths=(8, 16)",
+           "--config.model.projector=32-16", "--config.train.steps=100000", "--config.train.log_every=1",
+           "--config.train.checkpoint_every=0", "--config.eval.linear_probe=False"]
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out, t0 = [], time.time()
+    while time.time() - t0 < 120:
+        line = proc.stdout.readline()
+        out.append(line)
+        if line.startswith("step 3/"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=120)
+    text = "".join(out) + rest
+    assert proc.returncode == 0, text
+    assert "interrupted by signal 15" in text, text
+    ckpt = checkpoint.Checkpointer(workdir, every=0, keep=3)
+    step = ckpt.latest_step()
+    assert step is not None and step >= 3
+    cfg = tiny("vicreg")
+    cfg.model.projector = "32-16"
+    t = train.Trainer(cfg)
+    restored = ckpt.restore(t.abstract_state())
+    assert int(restored.step) == step
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(restored.params))
+    ckpt.close()
