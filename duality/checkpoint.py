@@ -34,6 +34,7 @@ def _get(cfg: dict, dotted: str):
 def check_config(workdir: str, cfg_dict: dict) -> None:
     """Write workdir/config.json, or compare with the one already there."""
     path = os.path.join(workdir, "config.json")
+    cfg_dict = json.loads(json.dumps(cfg_dict))  # as stored: tuples become lists
     if os.path.exists(path):
         with open(path) as f:
             old = json.load(f)

@@ -175,7 +175,7 @@ class Trainer:
             probe_top1=jnp.mean(jnp.argmax(logits, -1) == labels),
             z_std=jnp.mean(jnp.sqrt(jnp.maximum(var, 0.0))) * jnp.sqrt(zn.shape[-1]),
         ), AXIS)
-        metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["grad_norm"] = optax.tree.norm(grads)
         metrics["lr"] = self.schedule(state.step)
         finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
         new = TrainState(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state,

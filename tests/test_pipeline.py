@@ -35,7 +35,11 @@ def test_corrupt_idx_file_is_rejected(tmp_path):
     for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
         with gzip.open(tmp_path / name, "wb") as f:
             f.write(b"\x00\x00\x08\x03" + b"\x00" * 8)
-    with pytest.raises(ValueError, match="header says|bad magic"):
+    with pytest.raises(ValueError, match="truncated IDX header"):
+        fashion_mnist.load("train", str(tmp_path))
+    with gzip.open(tmp_path / "train-images-idx3-ubyte.gz", "wb") as f:
+        f.write(b"\x00\x00\x08\x03" + np.array([60000, 28, 28], ">i4").tobytes() + b"\x00" * 100)
+    with pytest.raises(ValueError, match="header says .* but holds 100 values"):
         fashion_mnist.load("train", str(tmp_path))
 
 

@@ -25,10 +25,11 @@ def test_one_step_of_every_method_on_8_devices(method):
     t = train.Trainer(tiny(method))
     state = t.init_state(0)
     before = jax.device_get(state)
-    images, labels = t.device_batch(t.data.train.batch(0))
-    state, metrics = t.step_fn(state, images, labels)
+    for step in range(2):  # the first step has lr 0 (warm-up starts at 0)
+        images, labels = t.device_batch(t.data.train.batch(step))
+        state, metrics = t.step_fn(state, images, labels)
     m = jax.device_get(metrics)
-    assert int(state.step) == 1 and int(state.skipped) == 0
+    assert int(state.step) == 2 and int(state.skipped) == 0
     for k, v in m.items():
         assert np.isfinite(v), (k, v)
     assert 0.0 <= m["probe_top1"] <= 1.0

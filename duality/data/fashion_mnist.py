@@ -25,6 +25,8 @@ def _read_idx(path: str, expect_dims: int) -> np.ndarray:
         raw = f.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] != expect_dims:
         raise ValueError(f"{path}: not a uint8 IDX file with {expect_dims} dimensions (bad magic {raw[:4]!r})")
+    if len(raw) < 4 + 4 * expect_dims:
+        raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes); re-install the data set")
     dims = np.frombuffer(raw, ">i4", count=expect_dims, offset=4)
     data = np.frombuffer(raw, np.uint8, offset=4 + 4 * expect_dims)
     if data.size != int(np.prod(dims)):

@@ -61,6 +61,24 @@ def gather(x, axis_name):
     return lax.all_gather(x, axis_name, axis=0, tiled=True)
 
 
+def gather_replicated(x, axis_name):
+    """Rows of every device as one replicated array, without gradient.
+
+    Each device's rows are placed in a zero block of the global shape and
+    summed over devices. Unlike `lax.all_gather` (whose result is typed
+    device-varying under `shard_map(check_vma=True)`), the result is typed
+    device-invariant, so it can be stored in replicated state such as a
+    MoCo or SwAV queue. Exact (adds zeros); costs one all-reduce.
+    """
+    if axis_name is None:
+        return jax.lax.stop_gradient(x)
+    x = jax.lax.stop_gradient(x)
+    n = x.shape[0]
+    block = jnp.zeros((n * axis_size(axis_name),) + x.shape[1:], x.dtype)
+    block = lax.dynamic_update_slice_in_dim(block, x, first_row(n, axis_name), axis=0)
+    return lax.psum(block, axis_name)
+
+
 def total(x, axis_name):
     """Sum of `x` over devices (identity on one device)."""
     if axis_name is None:

@@ -25,7 +25,7 @@ def enqueue(queue, x, axis_name=None, normalize: bool = True):
     x = jax.lax.stop_gradient(validation.matrix("enqueue", "x", x))
     if queue.ndim != 2 or queue.shape[1] != x.shape[1]:
         raise ValueError(f"enqueue: queue {tuple(queue.shape)} and x {tuple(x.shape)} must share the embedding dim")
-    x = cl.gather(x, axis_name)
+    x = cl.gather_replicated(x, axis_name)
     if normalize:
         x = normalization.normalize_embeddings(x)
     if x.shape[0] >= queue.shape[0]:

@@ -45,7 +45,9 @@ def validate(cfg, model_cfg, n_local_views: int):
 def init_state(cfg, model_cfg, params, batch_stats, rng, embed_dim: int) -> dict:
     state = {}
     if cfg.name in TARGET_METHODS:
-        state["target"] = {"params": params, "batch_stats": batch_stats}
+        # A copy, not the online arrays: the train step donates its state, and
+        # one buffer donated twice crashes XLA.
+        state["target"] = jax.tree.map(jnp.copy, {"params": params, "batch_stats": batch_stats})
     if cfg.name == "moco" and cfg.get("queue_size", 0):
         state["queue"] = losses.init_queue(rng, cfg.queue_size, embed_dim)
     if cfg.name == "swav" and cfg.get("queue_size", 0):
