@@ -1,13 +1,20 @@
 """Shared defaults; every method file starts from `base.get_config(arg)`.
 
 arg picks the data set and scale:
-  fashion_mnist  the CPU-sized default (28x28 grayscale, small convnet)
+  fashion_mnist  the CPU-sized default (28x28 grayscale, small convnet, 3 epochs)
+  cifar10, cifar100  ResNet-18 with the CIFAR stem, 32x32 colour recipe, 1000 epochs
+  stl10          ResNet-18 (CIFAR stem) at 96x96, pretraining on the unlabelled split
+(tfds data sets must be prepared in the tfds data directory; see data/tfds_source.py.)
 """
 import ml_collections
 
 from duality.data import augment
 
-SCALES = ("fashion_mnist",)
+SCALES = ("fashion_mnist", "cifar10", "cifar100", "stl10")
+# Per-channel statistics of the training images (computed once, as is conventional).
+COLOUR = {"cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10, 32),
+          "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 100, 32),
+          "stl10": ((0.4467, 0.4398, 0.4066), (0.2603, 0.2566, 0.2713), 10, 96)}
 
 
 def _views(specs):
@@ -36,6 +43,16 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
     c.probe = dict(lr=1e-3)  # online linear probe (Adam)
     c.train = dict(epochs=3, steps=0, log_every=20, checkpoint_every=200, keep_checkpoints=3, max_skipped=10)
     c.eval = dict(linear_probe=True, baselines=True, probe_epochs=30, probe_wd=1e-4)
+    if arg in COLOUR:
+        mean, std, classes, size = COLOUR[arg]
+        # Small colour images: the BYOL/VICReg recipe without blur (solo-learn's CIFAR setting).
+        views = [augment.ViewSpec(size, blur_p=0.0, solarize_p=0.0), augment.ViewSpec(size, blur_p=0.0, solarize_p=0.2)]
+        c.data.update(dict(name=arg, image_size=size, channels=3, num_classes=classes, mean=mean, std=std,
+                           views=_views(views)))
+        c.model.update(dict(encoder="resnet18", stem="cifar", projector="2048-2048-2048"))
+        c.train.update(dict(epochs=1000, log_every=100, checkpoint_every=2000))
+        c.optim.warmup_steps = 10 * (50000 // c.data.global_batch)  # 10 epochs
+        c.eval.baselines = False
     return c
 
 

@@ -239,7 +239,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           f"{trainer.global_batch} images on {jax.device_count()} {jax.default_backend()} device(s)", flush=True)
     ckpt.install_signal_handlers()
     skipped_seen = int(state.skipped)
-    t_start = time.perf_counter()
+    t_start, start_step, last = time.perf_counter(), step, {}
     try:
         while step < total:
             images, labels = trainer.device_batch(trainer.data.train.batch(step))
@@ -247,6 +247,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             step += 1
             if step % log_every == 0 or step == total or step == 1:
                 m = jax.device_get(metrics)
+                last = m
                 writer.write(step, m)
                 print(progress.line(step, m), flush=True)
                 skipped = int(state.skipped)
@@ -276,5 +277,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         ckpt.close()
         writer.close()
     elapsed = time.perf_counter() - t_start
-    print(f"done: step {step}/{total} in {elapsed:.0f} s", flush=True)
+    rate = (step - start_step) * trainer.global_batch / max(elapsed, 1e-9)
+    summary = " ".join(f"{k}={float(v):.4g}" for k, v in last.items())
+    print(f"done: step {step}/{total}, {step - start_step} steps in {elapsed:.0f} s ({rate:,.0f} img/s "
+          f"including compilation); skipped {int(state.skipped)}; last metrics: {summary}", flush=True)
     return trainer, state

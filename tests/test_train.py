@@ -131,3 +131,30 @@ def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
     assert int(restored.step) == step
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(restored.params))
     ckpt.close()
+
+
+@pytest.mark.parametrize("method", ["swav", "dino"])
+def test_multicrop_step(method):
+    cfg = tiny(method)
+    cfg.data.local_views = 2
+    t = train.Trainer(cfg)
+    state = t.init_state(0)
+    images, labels = t.device_batch(t.data.train.batch(0))
+    state, m = t.step_fn(state, images, labels)
+    assert np.isfinite(float(m["loss"])) and int(state.skipped) == 0
+    cfg = tiny("vicreg")
+    cfg.data.local_views = 2
+    with pytest.raises(ValueError, match="multi-crop"):
+        train.Trainer(cfg)
+
+
+def test_bfloat16_step_keeps_float32_state():
+    cfg = tiny("barlow_twins")
+    cfg.model.dtype = "bfloat16"
+    t = train.Trainer(cfg)
+    state = t.init_state(0)
+    for step in range(2):
+        images, labels = t.device_batch(t.data.train.batch(step))
+        state, m = t.step_fn(state, images, labels)
+    assert np.isfinite(float(m["loss"]))
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state.params))

@@ -10,9 +10,9 @@ import dataclasses
 import jax
 import numpy as np
 
-from duality.data import fashion_mnist, pipeline
+from duality.data import fashion_mnist, pipeline, tfds_source
 
-SOURCES = ("fashion_mnist", "synthetic")
+SOURCES = ("fashion_mnist", "synthetic") + tuple(tfds_source.SPECS)
 
 
 @dataclasses.dataclass
@@ -26,6 +26,13 @@ def build(cfg, global_batch: int, seed: int) -> Data:
     if cfg.name == "fashion_mnist":
         train = fashion_mnist.load("train", cfg.get("data_dir") or None)
         test = fashion_mnist.load("test", cfg.get("data_dir") or None)
+    elif cfg.name in tfds_source.SPECS:
+        pretrain, train, test = tfds_source.load(cfg.name, cfg.get("data_dir") or None)
+        _check_shape(cfg, pretrain["image"].shape[1:])
+        # This host's shard only: the host batch comes from it, with a per-host seed.
+        host_batch = global_batch // jax.process_count()
+        source = pipeline.InMemory(pretrain, host_batch, seed + 7919 * jax.process_index())
+        return Data(train=source, train_arrays=train, test_arrays=test)
     elif cfg.name == "synthetic":  # random images of the configured shape: benchmarks and smoke tests
         rng = np.random.default_rng(seed)
         shape = (cfg.image_size, cfg.image_size, cfg.channels)
@@ -38,8 +45,11 @@ def build(cfg, global_batch: int, seed: int) -> Data:
     if cfg.get("train_subset"):
         train = {k: v[: cfg.train_subset] for k, v in train.items()}
         test = {k: v[: max(cfg.train_subset // 6, 1)] for k, v in test.items()}
-    shape = train["image"].shape[1:]
-    if shape != (cfg.image_size, cfg.image_size, cfg.channels):
-        raise ValueError(f"data: images are {shape}, config says {cfg.image_size}x{cfg.image_size}x{cfg.channels}")
+    _check_shape(cfg, train["image"].shape[1:])
     source = pipeline.InMemory(train, global_batch, seed, jax.process_index(), jax.process_count())
     return Data(train=source, train_arrays=train, test_arrays=test)
+
+
+def _check_shape(cfg, shape):
+    if tuple(shape) != (cfg.image_size, cfg.image_size, cfg.channels):
+        raise ValueError(f"data: images are {tuple(shape)}, config says {cfg.image_size}x{cfg.image_size}x{cfg.channels}")
