@@ -13,12 +13,15 @@ Data are synthetic (random uint8 images) so the input is never the limit.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
 import jax
 
-from configs import base
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root, for configs/
+from configs import base  # noqa: E402
 from duality import train
 
 
