@@ -46,6 +46,9 @@ def run_pretraining(cfg, workdir: str):
     if not workdir:
         raise app.UsageError("pretraining needs --workdir=DIR (checkpoints, metrics and results are written there)")
     trainer, state = train.train_and_evaluate(cfg, workdir)
+    if jax.process_index() == 0:
+        from duality.analysis import curves
+        print(f"training curves: {curves.plot_training(workdir)}", flush=True)
     if int(state.step) < trainer.total_steps or not cfg.eval.linear_probe:
         return
     d, nc = trainer.data, cfg.data.num_classes
