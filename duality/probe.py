@@ -11,6 +11,29 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from duality.losses import collectives as cl
+
+
+def online_loss(params, h, labels, axis_name=None):
+    """Cross-entropy of the online linear probe, mean over the labelled rows of the global batch.
+
+    Label -1 marks an unlabelled image (STL-10's pretraining split); such rows
+    are ignored. Returns (per-device loss, logits): like every loss here, a
+    per-device value, so `pmean` of per-device gradients is exact.
+    """
+    labelled = labels >= 0
+    n = jnp.maximum(cl.batch_sum(labelled.astype(jnp.float32), axis_name), 1.0)
+    logits = h @ params["w"] + params["b"]
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(labels, 0))
+    return cl.per_device(cl.batch_sum(jnp.where(labelled, ce, 0.0), axis_name) / n, axis_name), logits
+
+
+def online_accuracy(logits, labels, axis_name=None):
+    """Top-1 of the online probe over the labelled rows of the global batch."""
+    labelled = labels >= 0
+    hits = cl.batch_sum(((jnp.argmax(logits, -1) == labels) & labelled).astype(jnp.float32), axis_name)
+    return hits / jnp.maximum(cl.batch_sum(labelled.astype(jnp.float32), axis_name), 1.0)
+
 
 def linear_probe(train_x, train_y, test_x, test_y, num_classes: int, epochs: int = 30, batch: int = 1024,
                  lr: float = 1e-3, weight_decay: float = 1e-4, seed: int = 0) -> dict:

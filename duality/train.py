@@ -28,7 +28,7 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from duality import checkpoint, data, losses, methods, models, optim
+from duality import checkpoint, data, losses, methods, models, optim, probe
 from duality.data import augment as aug
 from duality.metrics import Progress, Writer
 
@@ -159,8 +159,7 @@ class Trainer:
         h = jax.lax.stop_gradient(outs[0]["h"])
 
         def probe_loss(p):
-            logits = h @ p["w"] + p["b"]
-            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), logits
+            return probe.online_loss(p, h, labels, AXIS)
 
         (p_loss, logits), p_grads = jax.value_and_grad(probe_loss, has_aux=True)(
             jax.lax.pcast(state.probe_params, AXIS, to="varying"))
@@ -172,7 +171,7 @@ class Trainer:
         var = losses.collectives.batch_mean(zn * zn, AXIS) - jnp.square(losses.collectives.batch_mean(zn, AXIS))
         metrics = jax.lax.pmean(dict(
             loss=loss, **aux, probe_loss=p_loss,
-            probe_top1=jnp.mean(jnp.argmax(logits, -1) == labels),
+            probe_top1=probe.online_accuracy(logits, labels, AXIS),
             z_std=jnp.mean(jnp.sqrt(jnp.maximum(var, 0.0))) * jnp.sqrt(zn.shape[-1]),
         ), AXIS)
         metrics["grad_norm"] = optax.tree.norm(grads)

@@ -188,3 +188,32 @@ def test_theory_helpers_and_normalisations_multi_device():
         jax.device_put(z, NamedSharding(mesh, P("batch"))))
     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_online_probe_loss_multi_device(mode):
+    """The online probe (with unlabelled rows, label -1) follows the same exactness rule."""
+    from duality import probe
+
+    rng = np.random.default_rng(5)
+    labels = jnp.asarray(rng.integers(-1, 4, size=(16,)), jnp.int32)
+    params = {"w": jnp.asarray(rng.normal(size=(D_IN, 4)), jnp.float32), "b": jnp.zeros((4,), jnp.float32)}
+    x = jnp.asarray(rng.normal(size=(16, D_IN)), jnp.float32)
+
+    def objective(params, x1, x2, xv, batch, rep, axis_name=None):
+        loss, logits = probe.online_loss(params, x1, batch["labels"], axis_name)
+        return loss, {"top1": probe.online_accuracy(logits, batch["labels"], axis_name)}
+
+    data = (x, x, {}, {"labels": labels}, {})
+    loss, aux, grads = _single(objective, params, data)
+    lab = np.asarray(labels)
+    logits = np.asarray(x) @ np.asarray(params["w"])
+    ce = -(logits - np.log(np.exp(logits).sum(1, keepdims=True)))[np.arange(16), np.maximum(lab, 0)]
+    np.testing.assert_allclose(loss, ce[lab >= 0].mean(), rtol=1e-5)  # mean over labelled rows only
+    if mode == "pmap":
+        d_loss, d_aux, d_grads = _pmapped(objective, params, data)
+    else:
+        d_loss, d_aux, d_grads = _sharded(objective, params, data, check_vma=(mode == "shard_map"))
+    np.testing.assert_allclose(d_loss, loss, rtol=1e-5)
+    np.testing.assert_allclose(d_aux["top1"], aux["top1"], rtol=1e-6)
+    np.testing.assert_allclose(d_grads["w"], grads["w"], rtol=1e-4, atol=1e-6)
