@@ -21,8 +21,13 @@ import signal
 import jax
 import orbax.checkpoint as ocp
 
-# Fields whose change makes an existing checkpoint mean something else.
-IDENTITY_FIELDS = ("model", "method", "data.name", "data.image_size", "data.global_batch")
+# Fields whose change makes an existing checkpoint mean something else, or
+# would make the resumed run differ from an uninterrupted one (the data order
+# depends on the seed, the subset and the batch; the optimiser state's
+# structure on optim.name and clipping). data.data_dir may move between machines.
+IDENTITY_FIELDS = ("seed", "model", "method", "data.name", "data.image_size", "data.channels", "data.num_classes",
+                   "data.global_batch", "data.train_subset", "data.views", "data.local_views", "data.local_view",
+                   "data.mean", "data.std", "optim.name", "optim.clip_norm")
 
 
 def _get(cfg: dict, dotted: str):
@@ -31,11 +36,11 @@ def _get(cfg: dict, dotted: str):
     return cfg
 
 
-def check_config(workdir: str, cfg_dict: dict) -> None:
-    """Write workdir/config.json, or compare with the one already there."""
+def check_config(workdir: str, cfg_dict: dict, resuming: bool) -> None:
+    """Write workdir/config.json; when resuming, first compare with the one there."""
     path = os.path.join(workdir, "config.json")
     cfg_dict = json.loads(json.dumps(cfg_dict))  # as stored: tuples become lists
-    if os.path.exists(path):
+    if resuming and os.path.exists(path):
         with open(path) as f:
             old = json.load(f)
         changed = [k for k in IDENTITY_FIELDS if _get(old, k) != _get(cfg_dict, k)]

@@ -44,6 +44,7 @@ def linear_probe(train_x, train_y, test_x, test_y, num_classes: int, epochs: int
     xs, xt = jnp.asarray((train_x - mean) / std), jnp.asarray((test_x - mean) / std)
     ys, yt = jnp.asarray(train_y, jnp.int32), jnp.asarray(test_y, jnp.int32)
     n, d = xs.shape
+    batch = min(batch, n)
     steps_per_epoch = n // batch
     tx = optax.adamw(optax.cosine_decay_schedule(lr, epochs * steps_per_epoch), weight_decay=weight_decay)
     params = {"w": jnp.zeros((d, num_classes)), "b": jnp.zeros((num_classes,))}

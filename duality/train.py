@@ -66,7 +66,9 @@ class Trainer:
             raise ValueError(f"data.views must hold the two global views, got {len(self.views)}")
         n_local = config.data.get("local_views", 0)
         self.local_view = aug.view_spec(config.data.local_view) if n_local else None
-        methods.validate(config.method, config.model, n_local)
+        methods.validate(config.method, config.model, n_local, self.global_batch)
+        if config.train.log_every < 1:
+            raise ValueError(f"train.log_every must be >= 1, got {config.train.log_every}")
         self.model = models.build(config.model, axis_name=AXIS)
         self.eval_model = models.build(config.model, axis_name=None)
         self.tx, self.schedule = optim.make(config.optim, self.global_batch, self.total_steps)
@@ -114,8 +116,8 @@ class Trainer:
 
     def _per_device(self, state: TrainState, images, labels):
         cfg = self.config
-        key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), jax.lax.axis_index(AXIS))
-        k_views, k_loss = jax.random.split(key)
+        k_views, loss_key = jax.random.split(jax.random.fold_in(state.rng, state.step))
+        k_views = jax.random.fold_in(k_views, jax.lax.axis_index(AXIS))  # per device; loss_key is shared (W-MSE)
         views = [aug.augment(jax.random.fold_in(k_views, i), images, s, self.mean, self.std)
                  for i, s in enumerate(self.views)]
         locals_ = [aug.augment(jax.random.fold_in(k_views, 100 + i), images, self.local_view, self.mean, self.std)
@@ -125,22 +127,23 @@ class Trainer:
             t = state.method["target"]
             target_outs, _ = self._forward(t["params"], t["batch_stats"], views)
             target_outs = jax.lax.stop_gradient(target_outs)
-        loss_key = jax.random.fold_in(state.rng, state.step)  # the same on every device (W-MSE's split)
 
         def loss_fn(params):
             outs, bs = self._forward(params, state.batch_stats, views)
-            local_outs, bs = self._forward(params, bs, locals_)
+            # Running BatchNorm statistics come from the global views only: the
+            # small local crops would otherwise dominate what evaluation sees.
+            local_outs, _ = self._forward(params, bs, locals_)
             z1, z2, kw = methods.loss_inputs(cfg.method, params, outs, target_outs, local_outs, state.method,
                                              state.step, loss_key)
             if cfg.method.name == "swav":
                 loss, aux = methods.swav_loss(cfg.method, z1, z2, kw, state.step, AXIS)
             else:
                 loss, aux = losses.get(cfg.method.name)(z1, z2, axis_name=AXIS, **kw)
-            return loss, (aux, outs, bs, z1)
+            return loss, (aux, outs, bs)
 
         # Differentiate a per-device copy of the parameters, then average: the pmap program.
         params_v = jax.lax.pcast(state.params, AXIS, to="varying")
-        (loss, (aux, outs, batch_stats, z1)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params_v)
+        (loss, (aux, outs, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params_v)
         grads = jax.lax.pmean(grads, AXIS)
         if cfg.method.name == "swav":
             frozen = state.step < cfg.method.get("freeze_prototypes_steps", 0)
@@ -167,7 +170,7 @@ class Trainer:
         p_updates, probe_opt_state = self.probe_tx.update(p_grads, state.probe_opt_state, state.probe_params)
         probe_params = optax.apply_updates(state.probe_params, p_updates)
 
-        zn = losses.normalize_embeddings(z1)
+        zn = losses.normalize_embeddings(outs[0]["z"])  # projector output of view 1
         var = losses.collectives.batch_mean(zn * zn, AXIS) - jnp.square(losses.collectives.batch_mean(zn, AXIS))
         metrics = jax.lax.pmean(dict(
             loss=loss, **aux, probe_loss=p_loss,
@@ -176,7 +179,8 @@ class Trainer:
         ), AXIS)
         metrics["grad_norm"] = optax.tree.norm(grads)
         metrics["lr"] = self.schedule(state.step)
-        finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
+        finite = (jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"]) & jnp.isfinite(metrics["probe_loss"])
+                  & jnp.isfinite(optax.tree.norm(params)) & jnp.isfinite(optax.tree.norm(batch_stats)))
         new = TrainState(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state,
                          method=method_state, probe_params=probe_params, probe_opt_state=probe_opt_state,
                          rng=state.rng, skipped=state.skipped)
@@ -221,9 +225,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     the schedule still spans the full run, so resuming continues it exactly).
     """
     trainer = Trainer(config)
-    cfg_dict = config.to_dict()
-    checkpoint.check_config(workdir, cfg_dict)
     ckpt = checkpoint.Checkpointer(workdir, config.train.checkpoint_every, config.train.keep_checkpoints)
+    checkpoint.check_config(workdir, config.to_dict(), resuming=ckpt.latest_step() is not None)
     writer = Writer(workdir)
     if ckpt.latest_step() is not None:
         state = ckpt.restore(trainer.abstract_state())
@@ -237,7 +240,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     print(f"training {config.method.name} / {config.model.encoder} on {config.data.name}: {total} steps of "
           f"{trainer.global_batch} images on {jax.device_count()} {jax.default_backend()} device(s)", flush=True)
     ckpt.install_signal_handlers()
-    skipped_seen = int(state.skipped)
+    skipped_seen = skipped_at_start = int(state.skipped)
     t_start, start_step, last = time.perf_counter(), step, {}
     try:
         while step < total:
@@ -254,11 +257,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                     print(f"warning: {skipped - skipped_seen} step(s) with non-finite loss or gradient were "
                           f"skipped (total {skipped})", flush=True)
                     skipped_seen = skipped
-                if skipped > config.train.max_skipped:
+                if skipped - skipped_at_start > config.train.max_skipped:
                     raise FloatingPointError(
-                        f"{skipped} steps had a non-finite loss or gradient (limit train.max_skipped="
-                        f"{config.train.max_skipped}); the newest checkpoint in {workdir} predates them. "
-                        f"Lower optim.base_lr, set optim.clip_norm, or raise model.dtype to float32.")
+                        f"{skipped - skipped_at_start} steps of this run had a non-finite loss, gradient or state "
+                        f"(limit train.max_skipped={config.train.max_skipped}); they were not applied, so every "
+                        f"checkpoint in {workdir} is finite. Lower optim.base_lr or change the method's "
+                        f"hyperparameters in a new --workdir.")
             ckpt.save(step, state)
             if stop_at is not None and step >= stop_at and step < total:
                 ckpt.save(step, state, force=True)

@@ -118,3 +118,10 @@ def test_crop_zooms_in_and_grayscale_images_skip_colour_ops():
         A.ViewSpec(8, crop_scale=(0.5, 0.2))
     with pytest.raises(ValueError, match="unknown augmentation field"):
         A.view_spec({"size": 8, "blurr_p": 0.1})
+
+
+def test_blur_keeps_a_constant_image_constant():
+    """Reflected borders: zero padding would darken the edges of a blurred image."""
+    x = jnp.full((2, 16, 16, 3), 200, jnp.uint8)
+    out = A.augment(jax.random.key(0), x, A.ViewSpec(16, **dict(IDENTITY, blur_p=1.0, blur_sigma=(2.0, 2.0))), 0.0, 1.0)
+    np.testing.assert_allclose(out, 200 / 255, atol=1e-5)

@@ -86,6 +86,7 @@ def _no_checkpoint(workdir):
     (lambda c: c.method.loss.update(temprature=0.1), ValueError, "unknown hyperparameter.*temprature"),
     (lambda c: setattr(c.model, "encoder", "resnet19"), ValueError, "unknown encoder 'resnet19'"),
     (lambda c: setattr(c.optim, "name", "adam"), ValueError, "choose 'lars', 'sgd' or 'adamw'"),
+    (lambda c: setattr(c.train, "log_every", 0), ValueError, "log_every must be >= 1"),
 ])
 def test_bad_configs_fail_clearly_and_write_no_checkpoint(tmp_path, change, error, match):
     cfg = tiny("vicreg" if "temprature" not in match else "simclr", steps=1)
@@ -158,3 +159,26 @@ def test_bfloat16_step_keeps_float32_state():
         state, m = t.step_fn(state, images, labels)
     assert np.isfinite(float(m["loss"]))
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state.params))
+
+
+def test_swav_queue_must_fill_before_use(tmp_path):
+    cfg = tiny("swav")
+    cfg.method.queue_size = 64  # 2 steps of 16 x 2 embeddings
+    with pytest.raises(ValueError, match="queue_start_step >= 2"):
+        train.Trainer(cfg)
+    cfg.method.queue_start_step = 2
+    t = train.Trainer(cfg)
+    state = t.init_state(0)
+    for step in range(3):  # the step where the queue starts being used runs too
+        state, m = t.step_fn(state, *t.device_batch(t.data.train.batch(step)))
+    assert np.isfinite(float(m["loss"])) and int(state.skipped) == 0
+
+
+def test_a_failed_first_run_does_not_lock_the_workdir(tmp_path):
+    cfg = tiny("vicreg", steps=1)
+    cfg.method.loss.update(temprature=0.1)
+    with pytest.raises(ValueError):
+        train.train_and_evaluate(cfg, str(tmp_path))
+    cfg = tiny("simclr", steps=1)  # a different method in the same workdir: nothing to resume, so allowed
+    _, state = train.train_and_evaluate(cfg, str(tmp_path))
+    assert int(state.step) == 1

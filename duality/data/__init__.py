@@ -28,6 +28,8 @@ def build(cfg, global_batch: int, seed: int) -> Data:
         test = fashion_mnist.load("test", cfg.get("data_dir") or None)
     elif cfg.name in tfds_source.SPECS:
         pretrain, train, test = tfds_source.load(cfg.name, cfg.get("data_dir") or None)
+        if cfg.get("train_subset"):
+            pretrain = {k: v[: cfg.train_subset] for k, v in pretrain.items()}
         _check_shape(cfg, pretrain["image"].shape[1:])
         # This host's shard only: the host batch comes from it, with a per-host seed.
         host_batch = global_batch // jax.process_count()

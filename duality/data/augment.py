@@ -14,7 +14,10 @@ box that does not fit is clipped to the image), horizontal flip, ColorJitter
 applied with probability `jitter_p` (multiplicative brightness, contrast,
 saturation, additive hue, in that fixed order rather than a random order),
 grayscale, Gaussian blur with sigma uniform in `blur_sigma`, solarisation at
-0.5. Ops that need colour are skipped for 1-channel images.
+0.5. Ops that need colour are skipped for 1-channel images. Two colour ops
+follow TensorFlow's definitions (dm-pix) rather than torchvision's: contrast
+blends towards each channel's own mean (torchvision: the grayscale mean) and
+saturation scales HSV saturation (torchvision: a blend with grayscale).
 """
 from __future__ import annotations
 
@@ -103,6 +106,13 @@ def _color_jitter(key, img, spec: ViewSpec):
     return img
 
 
+def _blur(img, sigma, kernel: int):
+    """Gaussian blur with reflected borders (torchvision's padding; zero padding darkens the edges)."""
+    r = kernel // 2
+    padded = jnp.pad(img, ((r, r), (r, r), (0, 0)), mode="reflect")
+    return pix.gaussian_blur(padded, sigma, kernel, padding="VALID")
+
+
 def augment_one(key, img, spec: ViewSpec):
     """One image, float in [0, 1], [H, W, C] -> [size, size, C] in [0, 1]."""
     k = jax.random.split(key, 10)
@@ -119,7 +129,7 @@ def augment_one(key, img, spec: ViewSpec):
     if img.shape[-1] == 3:
         img = maybe(k[4], spec.gray_p, lambda x: jnp.broadcast_to(pix.rgb_to_grayscale(x, keep_dims=True), x.shape), img)
     sigma = jax.random.uniform(k[5], (), minval=spec.blur_sigma[0], maxval=spec.blur_sigma[1])
-    img = maybe(k[6], spec.blur_p, lambda x: pix.gaussian_blur(x, sigma, spec.blur_kernel), img)
+    img = maybe(k[6], spec.blur_p, lambda x: _blur(x, sigma, spec.blur_kernel), img)
     img = maybe(k[7], spec.solarize_p, lambda x: jnp.where(x < 0.5, x, 1.0 - x), img)
     return img
 

@@ -24,7 +24,7 @@ PREDICTOR_METHODS = ("byol", "simsiam")
 MULTICROP_METHODS = ("swav", "dino")
 
 
-def validate(cfg, model_cfg, n_local_views: int):
+def validate(cfg, model_cfg, n_local_views: int, global_batch: int = 0):
     name = cfg.name
     if name not in losses.names():
         raise ValueError(f"method.name={name!r} is not a registered loss; choose one of {losses.names()}")
@@ -38,6 +38,11 @@ def validate(cfg, model_cfg, n_local_views: int):
         raise ValueError("swav needs prototypes: set model.n_prototypes, e.g. 3000")
     if name == "dino" and not model_cfg.get("dino_out"):
         raise ValueError("dino needs a head: set model.dino_out, e.g. 65536")
+    q = cfg.get("queue_size", 0)
+    if name == "swav" and q and cfg.get("queue_start_step", 0) * 2 * global_batch < q:
+        need = -(-q // (2 * global_batch))
+        raise ValueError(f"swav: the {q}-row queue fills after {need} steps of {global_batch} x 2 embeddings; "
+                         f"set method.queue_start_step >= {need} so that empty rows never enter Sinkhorn")
     if n_local_views and name not in MULTICROP_METHODS:
         raise ValueError(f"multi-crop (data.local_views={n_local_views}) is only defined for {MULTICROP_METHODS}")
 
