@@ -2,7 +2,8 @@
 
   python -m duality.main --config=configs/vicreg_ctr.py:fashion_mnist --workdir=workdirs/vicreg_ctr
 
-Measured: not yet (Fashion-MNIST numbers for every method come with issue 3's study).
+Measured (2-core x86 CPU, base recipe, 3 epochs, 550 s wall): test top-1 85.38%, with the code
+before commit "Review fixes" (which changed how augmentation keys are split); not re-measured since.
 """
 from configs import base
 
