@@ -2,7 +2,9 @@
 
   python -m duality.main --config=configs/barlow_twins.py:fashion_mnist --workdir=workdirs/barlow_twins
 
-Measured: not yet (Fashion-MNIST numbers for every method come with issue 3's study).
+Measured (2-core x86 CPU, jax 0.10.2, base recipe with LARS base_lr 0.2, 3 epochs of
+256 x 2 views; 488 s wall including the probe): linear probe on the frozen encoder,
+Fashion-MNIST test top-1 86.70% (raw pixels 84.46%).
 """
 from configs import base
 
