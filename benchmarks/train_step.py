@@ -42,22 +42,22 @@ def config(encoder: str, batch: int, size: int, channels: int, dtype: str):
 def bench(encoder, a):
     t = train.Trainer(config(encoder, a.batch, a.image_size, a.channels, a.dtype))
     state = t.init_state(0)
-    images, labels = t.device_batch(t.data.train.batch(0))
+    batch = t.device_batch(t.data.train.batch(0))
     t0 = time.perf_counter()
-    compiled = t.step_fn.lower(state, images, labels).compile()
+    compiled = t.step_fn.lower(state, batch).compile()
     compile_s = time.perf_counter() - t0
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
-    state, m = t.step_fn(state, images, labels)  # warm-up
+    state, m = t.step_fn(state, batch)  # warm-up
     jax.block_until_ready(m)
     steps, data_s = [], 0.0
     t_all = time.perf_counter()
     for s in range(1, a.steps + 1):
         t0 = time.perf_counter()
-        images, labels = t.device_batch(t.data.train.batch(s))
+        batch = t.device_batch(t.data.train.batch(s))
         t1 = time.perf_counter()
-        state, m = t.step_fn(state, images, labels)
+        state, m = t.step_fn(state, batch)
         jax.block_until_ready(m)
         data_s += t1 - t0
         steps.append(time.perf_counter() - t0)

@@ -4,13 +4,25 @@ arg picks the data set and scale:
   fashion_mnist  the CPU-sized default (28x28 grayscale, small convnet, 3 epochs)
   cifar10, cifar100  ResNet-18 with the CIFAR stem, 32x32 colour recipe, 1000 epochs
   stl10          ResNet-18 (CIFAR stem) at 96x96, pretraining on the unlabelled split
-(tfds data sets must be prepared in the tfds data directory; see data/tfds_source.py.)
+  imagenette     ResNet-18 (ImageNet stem) at 128x128 from imagenette/160px-v2, 200 epochs
+  imagenet       the paper's setting: ResNet-50, 224x224, projector 8192-8192-8192, 100 epochs,
+                 batch 1024, bf16 compute; end-of-run probe off (ImageNet's linear evaluation
+                 protocol is its own job)
+(tfds data sets must be prepared in the tfds data directory; see data/tfds_source.py
+and data/tfds_stream.py.)
+
+Projector and predictor specs may contain "{h}", the scale's hidden width
+(HIDDEN): method files write "{h}-{h}-256" once and get 1024-wide layers on
+the CPU default and the paper's 8192 on ImageNet.
 """
 import ml_collections
 
 from duality.data import augment
 
-SCALES = ("fashion_mnist", "cifar10", "cifar100", "stl10")
+SCALES = ("fashion_mnist", "cifar10", "cifar100", "stl10", "imagenette", "imagenet")
+HIDDEN = {"fashion_mnist": 1024, "cifar10": 2048, "cifar100": 2048, "stl10": 2048, "imagenette": 2048,
+          "imagenet": 8192}
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # Per-channel statistics of the training images (computed once, as is conventional).
 COLOUR = {"cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10, 32),
           "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 100, 32),
@@ -30,11 +42,12 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.data = dict(name="fashion_mnist", data_dir="", image_size=28, channels=1, num_classes=10,
-                  global_batch=256, mean=(0.2860,), std=(0.3530,), train_subset=0,
+                  global_batch=256, mean=(0.2860,), std=(0.3530,), train_subset=0, probe_subset=0,
+                  shuffle_buffer=10_000,
                   views=_views(augment.grayscale_small_views(28)), local_views=0,
                   local_view=_views([augment.ViewSpec(12, crop_scale=(0.1, 0.4), saturation=0.0, hue=0.0,
                                                       gray_p=0.0)])[0])
-    c.model = dict(encoder="small", widths=(32, 64, 128, 256), stem="cifar", projector="1024-1024-1024",
+    c.model = dict(encoder="small", widths=(32, 64, 128, 256), stem="cifar", projector="{h}-{h}-{h}",
                    predictor="", n_prototypes=0, dino_out=0, zero_init_residual=True, dtype="float32")
     c.method = dict(name="vicreg", loss={}, ema_base=0.996, queue_size=0, queue_start_step=0,
                     freeze_prototypes_steps=0, center_momentum=0.9)
@@ -53,6 +66,22 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
         c.train.update(dict(epochs=1000, log_every=100, checkpoint_every=2000))
         c.optim.warmup_steps = 10 * (50000 // c.data.global_batch)  # 10 epochs
         c.eval.baselines = False
+    elif arg in ("imagenette", "imagenet"):
+        size = 128 if arg == "imagenette" else 224
+        local = augment.ViewSpec(size * 96 // 224, crop_scale=(0.05, 0.14), blur_p=0.5)  # multi-crop, if enabled
+        c.data.update(dict(name="imagenette/160px-v2" if arg == "imagenette" else "imagenet2012", image_size=size,
+                           channels=3, num_classes=10 if arg == "imagenette" else 1000, mean=IMAGENET_MEAN,
+                           std=IMAGENET_STD, views=_views(augment.byol_views(size)), local_view=_views([local])[0]))
+        c.model.update(dict(encoder="resnet18" if arg == "imagenette" else "resnet50", stem="imagenet"))
+        train_images = 9469 if arg == "imagenette" else 1_281_167
+        if arg == "imagenet":
+            c.data.global_batch = 1024
+            c.model.dtype = "bfloat16"
+            c.eval.linear_probe = False
+        c.train.update(dict(epochs=200 if arg == "imagenette" else 100, log_every=50, checkpoint_every=1000))
+        c.optim.warmup_steps = 10 * (train_images // c.data.global_batch)  # 10 epochs
+        c.eval.baselines = False
+    c.model.projector = c.model.projector.format(h=HIDDEN[arg])
     return c
 
 
@@ -62,6 +91,8 @@ def method_config(arg: str, name: str, loss=None, model=None, method=None, optim
     c.method.name = name
     for block, values in (("model", model), ("method", method), ("optim", optim), ("data", data)):
         for k, v in (values or {}).items():
+            if block == "model" and k in ("projector", "predictor"):
+                v = v.format(h=HIDDEN[arg])
             setattr(getattr(c, block), k, v)
     c.method.loss = dict(loss or {})
     return c

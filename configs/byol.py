@@ -8,4 +8,4 @@ from configs import base
 
 
 def get_config(arg: str = "fashion_mnist"):
-    return base.method_config(arg, "byol", model={'projector': '1024-1024-256', 'predictor': '1024-256'}, method={'ema_base': 0.99})
+    return base.method_config(arg, "byol", model={'projector': '{h}-{h}-256', 'predictor': '{h}-256'}, method={'ema_base': 0.99})

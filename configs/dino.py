@@ -8,4 +8,4 @@ from configs import base
 
 
 def get_config(arg: str = "fashion_mnist"):
-    return base.method_config(arg, "dino", loss={'student_temperature': 0.1, 'teacher_temperature': 0.04}, model={'projector': '1024-1024-256', 'dino_out': 1024}, method={'ema_base': 0.996}, optim={'name': 'adamw', 'base_lr': 0.0005, 'weight_decay': 0.04})
+    return base.method_config(arg, "dino", loss={'student_temperature': 0.1, 'teacher_temperature': 0.04}, model={'projector': '{h}-{h}-256', 'dino_out': 1024}, method={'ema_base': 0.996}, optim={'name': 'adamw', 'base_lr': 0.0005, 'weight_decay': 0.04})

@@ -8,4 +8,4 @@ from configs import base
 
 
 def get_config(arg: str = "fashion_mnist"):
-    return base.method_config(arg, "moco", loss={'temperature': 0.2}, model={'projector': '1024-128'}, method={'ema_base': 0.99, 'queue_size': 4096}, optim={'name': 'sgd', 'base_lr': 0.06, 'weight_decay': 0.0005})
+    return base.method_config(arg, "moco", loss={'temperature': 0.2}, model={'projector': '{h}-128'}, method={'ema_base': 0.99, 'queue_size': 4096}, optim={'name': 'sgd', 'base_lr': 0.06, 'weight_decay': 0.0005})

@@ -8,4 +8,4 @@ from configs import base
 
 
 def get_config(arg: str = "fashion_mnist"):
-    return base.method_config(arg, "simsiam", model={'projector': '1024-1024-1024', 'predictor': '256-1024'}, optim={'name': 'sgd', 'base_lr': 0.05, 'weight_decay': 0.0001})
+    return base.method_config(arg, "simsiam", model={'projector': '{h}-{h}-{h}', 'predictor': '256-{h}'}, optim={'name': 'sgd', 'base_lr': 0.05, 'weight_decay': 0.0001})

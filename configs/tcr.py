@@ -8,4 +8,4 @@ from configs import base
 
 
 def get_config(arg: str = "fashion_mnist"):
-    return base.method_config(arg, "tcr", loss={'eps_sq': 0.2, 'inv_coeff': 200.0}, model={'projector': '1024-1024-128'})
+    return base.method_config(arg, "tcr", loss={'eps_sq': 0.2, 'inv_coeff': 200.0}, model={'projector': '{h}-{h}-128'})

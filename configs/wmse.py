@@ -8,4 +8,4 @@ from configs import base
 
 
 def get_config(arg: str = "fashion_mnist"):
-    return base.method_config(arg, "wmse", loss={'w_size': 128}, model={'projector': '1024-64'}, optim={'name': 'adamw', 'base_lr': 0.001, 'weight_decay': 1e-06})
+    return base.method_config(arg, "wmse", loss={'w_size': 128}, model={'projector': '{h}-64'}, optim={'name': 'adamw', 'base_lr': 0.001, 'weight_decay': 1e-06})

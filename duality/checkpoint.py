@@ -27,12 +27,13 @@ import orbax.checkpoint as ocp
 # structure on optim.name and clipping). data.data_dir may move between machines.
 IDENTITY_FIELDS = ("seed", "model", "method", "data.name", "data.image_size", "data.channels", "data.num_classes",
                    "data.global_batch", "data.train_subset", "data.views", "data.local_views", "data.local_view",
-                   "data.mean", "data.std", "optim.name", "optim.clip_norm")
+                   "data.mean", "data.std", "data.shuffle_buffer", "optim.name", "optim.clip_norm")
+_MISSING = object()
 
 
 def _get(cfg: dict, dotted: str):
     for part in dotted.split("."):
-        cfg = cfg.get(part, {}) if isinstance(cfg, dict) else {}
+        cfg = cfg.get(part, _MISSING) if isinstance(cfg, dict) else _MISSING
     return cfg
 
 
@@ -43,7 +44,8 @@ def check_config(workdir: str, cfg_dict: dict, resuming: bool) -> None:
     if resuming and os.path.exists(path):
         with open(path) as f:
             old = json.load(f)
-        changed = [k for k in IDENTITY_FIELDS if _get(old, k) != _get(cfg_dict, k)]
+        # A field the stored config lacks was added to the code after that run started: not a change.
+        changed = [k for k in IDENTITY_FIELDS if _get(old, k) is not _MISSING and _get(old, k) != _get(cfg_dict, k)]
         if changed:
             details = "; ".join(f"{k}: {_get(old, k)!r} -> {_get(cfg_dict, k)!r}" for k in changed)
             raise ValueError(

@@ -114,14 +114,27 @@ class Trainer:
             outs.append(out)
         return outs, batch_stats
 
-    def _per_device(self, state: TrainState, images, labels):
+    def _augment(self, k_views, batch):
+        """The global and local views of a device's batch (see data/__init__.py for the two layouts)."""
+        n_local = self.config.data.get("local_views", 0)
+
+        def view(i, spec, images, crop):
+            return aug.augment(jax.random.fold_in(k_views, i), images, spec, self.mean, self.std, crop=crop)
+
+        if "image" in batch:  # fixed-size images: the whole recipe on device
+            images = batch["image"]
+            return ([view(i, s, images, True) for i, s in enumerate(self.views)],
+                    [view(100 + i, self.local_view, images, True) for i in range(n_local)])
+        # Streaming sources cropped each view on the host; the rest of the recipe runs here.
+        return ([view(i, s, batch["views"][:, i], False) for i, s in enumerate(self.views)],
+                [view(100 + i, self.local_view, batch["local_views"][:, i], False) for i in range(n_local)])
+
+    def _per_device(self, state: TrainState, batch: dict):
         cfg = self.config
+        labels = batch["label"]
         k_views, loss_key = jax.random.split(jax.random.fold_in(state.rng, state.step))
         k_views = jax.random.fold_in(k_views, jax.lax.axis_index(AXIS))  # per device; loss_key is shared (W-MSE)
-        views = [aug.augment(jax.random.fold_in(k_views, i), images, s, self.mean, self.std)
-                 for i, s in enumerate(self.views)]
-        locals_ = [aug.augment(jax.random.fold_in(k_views, 100 + i), images, self.local_view, self.mean, self.std)
-                   for i in range(cfg.data.get("local_views", 0))]
+        views, locals_ = self._augment(k_views, batch)
         target_outs = None
         if "target" in state.method:
             t = state.method["target"]
@@ -189,13 +202,12 @@ class Trainer:
         return out, metrics
 
     def _make_step(self):
-        fn = jax.shard_map(self._per_device, mesh=self.mesh, in_specs=(P(), P(AXIS), P(AXIS)),
-                           out_specs=(P(), P()))
+        fn = jax.shard_map(self._per_device, mesh=self.mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
         return jax.jit(fn, donate_argnums=(0,))
 
-    def device_batch(self, batch: dict):
-        return (jax.make_array_from_process_local_data(self.sharded, batch["image"]),
-                jax.make_array_from_process_local_data(self.sharded, batch["label"]))
+    def device_batch(self, batch: dict) -> dict:
+        """This host's rows of a global batch -> global arrays sharded over the mesh's batch axis."""
+        return {k: jax.make_array_from_process_local_data(self.sharded, v) for k, v in batch.items()}
 
     # ------------------------------------------------------------------ eval
     @functools.cached_property
@@ -244,8 +256,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     t_start, start_step, last = time.perf_counter(), step, {}
     try:
         while step < total:
-            images, labels = trainer.device_batch(trainer.data.train.batch(step))
-            state, metrics = trainer.step_fn(state, images, labels)
+            state, metrics = trainer.step_fn(state, trainer.device_batch(trainer.data.train.batch(step)))
             step += 1
             if step % log_every == 0 or step == total or step == 1:
                 m = jax.device_get(metrics)

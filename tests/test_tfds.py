@@ -29,7 +29,7 @@ def test_tfds_source_batches_and_one_step(name, size, split):
         assert d.test_arrays["image"].shape[1:] == (size, size, 3)
         t = train.Trainer(cfg)
         state = t.init_state(0)
-        state, m = t.step_fn(state, *t.device_batch(t.data.train.batch(0)))
+        state, m = t.step_fn(state, t.device_batch(t.data.train.batch(0)))
         assert np.isfinite(float(m["loss"]))
         assert jax.device_count() == 8
 

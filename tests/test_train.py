@@ -26,8 +26,7 @@ def test_one_step_of_every_method_on_8_devices(method):
     state = t.init_state(0)
     before = jax.device_get(state)
     for step in range(2):  # the first step has lr 0 (warm-up starts at 0)
-        images, labels = t.device_batch(t.data.train.batch(step))
-        state, metrics = t.step_fn(state, images, labels)
+        state, metrics = t.step_fn(state, t.device_batch(t.data.train.batch(step)))
     m = jax.device_get(metrics)
     assert int(state.step) == 2 and int(state.skipped) == 0
     for k, v in m.items():
@@ -140,8 +139,7 @@ def test_multicrop_step(method):
     cfg.data.local_views = 2
     t = train.Trainer(cfg)
     state = t.init_state(0)
-    images, labels = t.device_batch(t.data.train.batch(0))
-    state, m = t.step_fn(state, images, labels)
+    state, m = t.step_fn(state, t.device_batch(t.data.train.batch(0)))
     assert np.isfinite(float(m["loss"])) and int(state.skipped) == 0
     cfg = tiny("vicreg")
     cfg.data.local_views = 2
@@ -155,8 +153,7 @@ def test_bfloat16_step_keeps_float32_state():
     t = train.Trainer(cfg)
     state = t.init_state(0)
     for step in range(2):
-        images, labels = t.device_batch(t.data.train.batch(step))
-        state, m = t.step_fn(state, images, labels)
+        state, m = t.step_fn(state, t.device_batch(t.data.train.batch(step)))
     assert np.isfinite(float(m["loss"]))
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state.params))
 
@@ -170,7 +167,7 @@ def test_swav_queue_must_fill_before_use(tmp_path):
     t = train.Trainer(cfg)
     state = t.init_state(0)
     for step in range(3):  # the step where the queue starts being used runs too
-        state, m = t.step_fn(state, *t.device_batch(t.data.train.batch(step)))
+        state, m = t.step_fn(state, t.device_batch(t.data.train.batch(step)))
     assert np.isfinite(float(m["loss"])) and int(state.skipped) == 0
 
 

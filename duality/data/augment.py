@@ -113,11 +113,18 @@ def _blur(img, sigma, kernel: int):
     return pix.gaussian_blur(padded, sigma, kernel, padding="VALID")
 
 
-def augment_one(key, img, spec: ViewSpec):
-    """One image, float in [0, 1], [H, W, C] -> [size, size, C] in [0, 1]."""
+def augment_one(key, img, spec: ViewSpec, crop: bool = True):
+    """One image, float in [0, 1], [H, W, C] -> [size, size, C] in [0, 1].
+
+    crop=False: the image was already random-resized-cropped to the view's size
+    on the host (tfds_stream.py); every other op of the recipe still runs here.
+    """
     k = jax.random.split(key, 10)
-    img = random_resized_crop(k[0], img, spec.size, spec.crop_scale, spec.crop_ratio)
-    img = jnp.clip(img, 0.0, 1.0)
+    if crop:
+        img = random_resized_crop(k[0], img, spec.size, spec.crop_scale, spec.crop_ratio)
+        img = jnp.clip(img, 0.0, 1.0)
+    elif img.shape[:2] != (spec.size, spec.size):
+        raise ValueError(f"augment(crop=False): images are {img.shape[:2]}, the view wants {spec.size}x{spec.size}")
 
     def maybe(kk, p, fn, x):
         if p == 0.0:
@@ -143,10 +150,10 @@ def normalize(images, mean, std):
     return (images - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
 
 
-def augment(key, images, spec: ViewSpec, mean, std):
+def augment(key, images, spec: ViewSpec, mean, std, crop: bool = True):
     """A batch of uint8 images -> one augmented, normalised view, float32 [B, size, size, C]."""
     keys = jax.random.split(key, images.shape[0])
-    views = jax.vmap(lambda k, x: augment_one(k, x, spec))(keys, to_float(images))
+    views = jax.vmap(lambda k, x: augment_one(k, x, spec, crop))(keys, to_float(images))
     return normalize(views, mean, std)
 
 
