@@ -51,7 +51,7 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
                    predictor="", n_prototypes=0, dino_out=0, zero_init_residual=True, dtype="float32")
     c.method = dict(name="vicreg", loss={}, ema_base=0.996, queue_size=0, queue_start_step=0,
                     freeze_prototypes_steps=0, center_momentum=0.9)
-    c.optim = dict(name="lars", base_lr=0.3, weight_decay=1e-6, momentum=0.9, warmup_steps=100,
+    c.optim = dict(name="lars", base_lr=0.3, weight_decay=1e-6, momentum=0.9, warmup_steps=100, warmup_epochs=0,
                    final_lr_ratio=0.001, clip_norm=0.0)
     c.probe = dict(lr=1e-3)  # online linear probe (Adam)
     c.train = dict(epochs=3, steps=0, log_every=20, checkpoint_every=200, keep_checkpoints=3, max_skipped=10)
@@ -60,11 +60,13 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
         mean, std, classes, size = COLOUR[arg]
         # Small colour images: the BYOL/VICReg recipe without blur (solo-learn's CIFAR setting).
         views = [augment.ViewSpec(size, blur_p=0.0, solarize_p=0.0), augment.ViewSpec(size, blur_p=0.0, solarize_p=0.2)]
+        # Multi-crop (off unless data.local_views > 0): half-size colour crops, DINO's area range.
+        local = augment.ViewSpec(size // 2, crop_scale=(0.05, 0.4), blur_p=0.0)
         c.data.update(dict(name=arg, image_size=size, channels=3, num_classes=classes, mean=mean, std=std,
-                           views=_views(views)))
+                           views=_views(views), local_view=_views([local])[0]))
         c.model.update(dict(encoder="resnet18", stem="cifar", projector="2048-2048-2048"))
         c.train.update(dict(epochs=1000, log_every=100, checkpoint_every=2000))
-        c.optim.warmup_steps = 10 * (50000 // c.data.global_batch)  # 10 epochs
+        c.optim.update(dict(warmup_steps=0, warmup_epochs=10))
         c.eval.baselines = False
     elif arg in ("imagenette", "imagenet"):
         size = 128 if arg == "imagenette" else 224
@@ -73,13 +75,12 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
                            channels=3, num_classes=10 if arg == "imagenette" else 1000, mean=IMAGENET_MEAN,
                            std=IMAGENET_STD, views=_views(augment.byol_views(size)), local_view=_views([local])[0]))
         c.model.update(dict(encoder="resnet18" if arg == "imagenette" else "resnet50", stem="imagenet"))
-        train_images = 9469 if arg == "imagenette" else 1_281_167
         if arg == "imagenet":
             c.data.global_batch = 1024
             c.model.dtype = "bfloat16"
             c.eval.linear_probe = False
         c.train.update(dict(epochs=200 if arg == "imagenette" else 100, log_every=50, checkpoint_every=1000))
-        c.optim.warmup_steps = 10 * (train_images // c.data.global_batch)  # 10 epochs
+        c.optim.update(dict(warmup_steps=0, warmup_epochs=10))
         c.eval.baselines = False
     c.model.projector = c.model.projector.format(h=HIDDEN[arg])
     return c

@@ -2,8 +2,9 @@
 
   python -m duality.main --config=configs/vicreg_ctr.py:fashion_mnist --workdir=workdirs/vicreg_ctr
 
-Measured (2-core x86 CPU, base recipe, 3 epochs, 550 s wall): test top-1 85.38%, with the code
-before commit "Review fixes" (which changed how augmentation keys are split); not re-measured since.
+Measured (2-core x86 CPU, jax 0.10.2, base recipe: small convnet, 3 epochs of 256 x 2
+views, LARS base_lr 0.3; 1243 s of training while the machine was shared): linear probe on
+the frozen encoder, Fashion-MNIST test top-1 85.70% (raw pixels 84.46%, random init 83.85%).
 """
 from configs import base
 

@@ -12,9 +12,17 @@ import jax
 import optax
 
 
-def learning_rate(cfg, global_batch: int, total_steps: int):
+def warmup_steps(cfg, steps_per_epoch: int) -> int:
+    """`warmup_epochs` (recipes state warm-up in epochs, so it follows the batch size) or `warmup_steps`."""
+    epochs, steps = cfg.get("warmup_epochs", 0), cfg.get("warmup_steps", 0)
+    if epochs and steps:
+        raise ValueError(f"optim: warmup_epochs={epochs} and warmup_steps={steps} are both set; set one to 0")
+    return int(round(epochs * steps_per_epoch)) if epochs else int(steps)
+
+
+def learning_rate(cfg, global_batch: int, total_steps: int, steps_per_epoch: int = 1):
     peak = cfg.base_lr * global_batch / 256
-    warmup = min(int(cfg.warmup_steps), max(total_steps - 1, 0))
+    warmup = min(warmup_steps(cfg, steps_per_epoch), max(total_steps - 1, 0))
     return optax.warmup_cosine_decay_schedule(
         0.0, peak, warmup, max(total_steps, warmup + 1), end_value=peak * cfg.get("final_lr_ratio", 0.001))
 
@@ -24,9 +32,9 @@ def weights_mask(params):
     return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
-def make(cfg, global_batch: int, total_steps: int):
+def make(cfg, global_batch: int, total_steps: int, steps_per_epoch: int = 1):
     """(optax transformation, schedule) for `cfg` (a config's `optim` block)."""
-    schedule = learning_rate(cfg, global_batch, total_steps)
+    schedule = learning_rate(cfg, global_batch, total_steps, steps_per_epoch)
     wd = cfg.weight_decay
     if cfg.name == "lars":
         tx = optax.lars(schedule, weight_decay=wd, weight_decay_mask=weights_mask, trust_coefficient=0.001,

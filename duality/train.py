@@ -71,7 +71,8 @@ class Trainer:
             raise ValueError(f"train.log_every must be >= 1, got {config.train.log_every}")
         self.model = models.build(config.model, axis_name=AXIS)
         self.eval_model = models.build(config.model, axis_name=None)
-        self.tx, self.schedule = optim.make(config.optim, self.global_batch, self.total_steps)
+        self.tx, self.schedule = optim.make(config.optim, self.global_batch, self.total_steps,
+                                            self.data.train.steps_per_epoch)
         self.probe_tx = optax.adam(config.probe.lr)
         self.mean, self.std = tuple(config.data.mean), tuple(config.data.std)
         self.replicated = NamedSharding(self.mesh, P())

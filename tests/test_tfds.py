@@ -14,7 +14,7 @@ def _cfg(name):
     cfg = importlib.import_module("configs.vicreg").get_config(name)
     cfg.data.global_batch = 16
     cfg.model.update(dict(encoder="small", widths=(8, 16), projector="32-16"))
-    cfg.optim.warmup_steps = 1
+    cfg.optim.update(dict(warmup_steps=1, warmup_epochs=0))
     return cfg
 
 

@@ -96,7 +96,7 @@ def _cfg(arg="imagenette"):
     cfg.data.update(dict(global_batch=16, image_size=32, probe_subset=24, shuffle_buffer=32))
     cfg.data.views = [dict(v, size=32) for v in cfg.data.views]
     cfg.model.update(dict(encoder="small", widths=(8, 16), projector="32-16", stem="cifar", dtype="float32"))
-    cfg.optim.warmup_steps = 1
+    cfg.optim.update(dict(warmup_steps=1, warmup_epochs=0))
     return cfg
 
 
@@ -125,7 +125,7 @@ def test_imagenet_config_is_the_papers_setting():
     cfg = importlib.import_module("configs.vicreg").get_config("imagenet")
     assert (cfg.data.name, cfg.data.image_size, cfg.model.encoder, cfg.model.projector) == (
         "imagenet2012", 224, "resnet50", "8192-8192-8192")
-    assert cfg.train.epochs == 100 and cfg.optim.warmup_steps == 10 * (1_281_167 // cfg.data.global_batch)
+    assert cfg.train.epochs == 100 and cfg.optim.warmup_epochs == 10
     byol = importlib.import_module("configs.byol").get_config("imagenet")
     assert (byol.model.projector, byol.model.predictor) == ("8192-8192-256", "8192-256")
 

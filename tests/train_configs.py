@@ -21,7 +21,7 @@ def tiny(method: str, workdir_subset: int = 256, global_batch: int = 16, steps: 
         cfg.method.queue_size = 32
     if method == "wmse":
         cfg.method.loss.w_size = 8
-    cfg.optim.warmup_steps = 1
+    cfg.optim.update(dict(warmup_steps=1, warmup_epochs=0))
     cfg.train.steps = steps
     cfg.train.log_every = 1
     cfg.train.checkpoint_every = 1

@@ -123,6 +123,29 @@ def centre_crop(image, size: int):
     return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
 
 
+def example_fn(views, local_views, view_seeds, channels: int):
+    """(position in epoch, tfds example with encoded image) -> {"views", "label"[, "local_views"]}.
+
+    Decodes once and crops every view from the full image; view v's crop of
+    the example at position i is seeded by (view_seeds[v], i).
+    """
+    import tensorflow as tf
+
+    views, local = list(views), list(local_views)
+
+    def process(index, ex):
+        image = _decode(ex["image"], channels)
+        crops = [random_resized_crop(image, tf.stack([tf.constant(view_seeds[v], tf.int64), index]), *spec)
+                 for v, spec in enumerate(views + local)]
+        out = {"views": tf.stack(crops[:len(views)]),
+               "label": tf.cast(ex["label"], tf.int32) if "label" in ex else tf.constant(-1, tf.int32)}
+        if local:
+            out["local_views"] = tf.stack(crops[len(views):])
+        return out
+
+    return process
+
+
 class Stream:
     """Step-indexed host-local batches of a tfds split, decoded and cropped on the host.
 
@@ -173,18 +196,7 @@ class Stream:
         ds = ds.take(self.steps_per_epoch * self.host_batch).enumerate().skip(skip)
         view_seeds = [_seed(self.seed, self.process_index, epoch, 1 + v)
                       for v in range(len(self.views) + len(self.local_views))]
-        views, local = self.views, self.local_views
-
-        def process(index, ex):
-            image = _decode(ex["image"], self.channels)
-            crops = [random_resized_crop(image, tf.stack([tf.constant(view_seeds[v], tf.int64), index]), *spec)
-                     for v, spec in enumerate(views + local)]
-            out = {"views": tf.stack(crops[:len(views)]),
-                   "label": tf.cast(ex["label"], tf.int32) if "label" in ex else tf.constant(-1, tf.int32)}
-            if local:
-                out["local_views"] = tf.stack(crops[len(views):])
-            return out
-
+        process = example_fn(self.views, self.local_views, view_seeds, self.channels)
         ds = ds.map(process, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.batch(self.host_batch, drop_remainder=True)
 
