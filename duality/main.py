@@ -3,6 +3,8 @@
   python -m duality.main --config=configs/vicreg.py:fashion_mnist --workdir=workdirs/vicreg \
       [--config.optim.base_lr=0.5 ...]          # pretrain, then linear-probe the frozen encoder
   python -m duality.main --config=configs/loss_report.py   # every loss and Theorem 3.3 on synthetic data
+  python -m duality.main --mode=probe --workdir=DIR [--step=S]     # linear, kNN, 1%/10%-label probes
+  python -m duality.main --mode=analyze --workdir=DIR [--step=S]   # spectrum, RankMe, L_c/L_nc, Prop. 3.1
 
 A pretraining run resumes from --workdir when it holds a checkpoint. At the
 end it linear-probes the frozen encoder on the test split and, with
@@ -21,6 +23,11 @@ config_flags.DEFINE_config_file("config", "configs/loss_report.py",
                                 "Config file, optionally with ':arg' (path relative to the repository root).",
                                 lock_config=True)
 flags.DEFINE_string("workdir", "", "Where checkpoints, metrics and results go (pretraining).")
+flags.DEFINE_enum("mode", "", ["", "pretrain", "probe", "analyze"],
+                  "probe / analyze a trained workdir (its config.json is used; --config is ignored). "
+                  "Default: what the config says (pretraining, or the loss report).")
+flags.DEFINE_integer("step", None, "Checkpoint step for --mode=probe/analyze (default: the newest).")
+flags.DEFINE_integer("samples", 2048, "Test images --mode=analyze uses.")
 FLAGS = flags.FLAGS
 
 
@@ -72,10 +79,37 @@ def run_pretraining(cfg, workdir: str):
             json.dump({"step": int(state.step), **results}, f, indent=2)
 
 
+def run_probe(workdir: str, step):
+    from duality import probe
+
+    if not workdir:
+        raise app.UsageError("--mode=probe needs --workdir=DIR (a trained run)")
+    r = probe.probe_workdir(workdir, step)
+    print(f"probe of {workdir} at step {r['step']} ({r['data']}: {r['train_examples']} train / "
+          f"{r['test_examples']} test images, {r['feature_dim']}-d frozen representation)")
+    print(probe.format_report(r))
+    print(f"written: {os.path.join(workdir, 'probe_step%d.json' % r['step'])}")
+
+
+def run_analyze(workdir: str, step, samples: int):
+    from duality.analysis import embedding
+
+    if not workdir:
+        raise app.UsageError("--mode=analyze needs --workdir=DIR (a trained run)")
+    r = embedding.analyze_workdir(workdir, step, samples)
+    print(f"analysis of {workdir} ({r['method']} on {r['data']}) at step {r['step']}, {r['samples']} test images:")
+    print(embedding.format_report(r))
+    print(f"written: {os.path.join(workdir, 'analysis_step%d.json' % r['step'])} and {r.get('plot', '')}")
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # jax logs every backend it probes at INFO
+    if FLAGS.mode == "probe":
+        return run_probe(FLAGS.workdir, FLAGS.step)
+    if FLAGS.mode == "analyze":
+        return run_analyze(FLAGS.workdir, FLAGS.step, FLAGS.samples)
     cfg = FLAGS.config
     if cfg.get("job", "pretrain") == "loss_report":
         run_loss_report(cfg)

@@ -15,7 +15,6 @@ than `train.max_skipped` such steps stop the run with an error.
 """
 from __future__ import annotations
 
-import functools
 import time
 from typing import Any
 
@@ -211,23 +210,11 @@ class Trainer:
         return {k: jax.make_array_from_process_local_data(self.sharded, v) for k, v in batch.items()}
 
     # ------------------------------------------------------------------ eval
-    @functools.cached_property
-    def _represent(self):
-        size = self.config.data.image_size
-
-        @jax.jit
-        def f(params, batch_stats, images):
-            x = aug.center_view(images, size, self.mean, self.std)
-            return self.eval_model.apply({"params": params, "batch_stats": batch_stats}, x, method="represent")
-
-        return f
-
     def features(self, params, batch_stats, arrays: dict, batch: int = 1000) -> np.ndarray:
         """Frozen representations of every image of `arrays` (no augmentation)."""
-        out = []
-        for b, real in data.pipeline.eval_batches(arrays, batch):
-            out.append(np.asarray(self._represent(params, batch_stats, jnp.asarray(b["image"])))[:real])
-        return np.concatenate(out)
+        from duality import pretrained
+
+        return pretrained.Encoder(self.config, params, batch_stats).encode(arrays["image"], batch)["h"]
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
