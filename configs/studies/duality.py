@@ -1,0 +1,51 @@
+"""The paper's comparisons (Garrido et al. 2023, Sec. 5-6) at Fashion-MNIST scale.
+
+  python -m duality.study --config=configs/studies/duality.py:short --workdir=studies/duality_short
+
+Cells: VICReg, VICReg-exp (eqs. 11-12), VICReg-ctr (eq. 13), SimCLR with its
+original hyperparameters (tau 0.1, base lr 0.3) and tuned ones (tau 0.15,
+base lr 0.5, the paper's "SimCLR tuned"), SimCLR-abs at the tuned setting,
+and an embedding-dimension sweep (projector h-h-d, d in {64, 256} beside the
+d = 1024 of the cells above) for VICReg and tuned SimCLR. Each cell is probed
+(linear, kNN, 1%/10% labels) and analysed (RankMe, L_c / L_nc, Prop. 3.1).
+
+arg: "short" = 1 epoch per cell (the committed docs/ run), "full" = the
+3-epoch recipe of configs/<method>.py, "tiny" = a few steps on a data subset
+(the test suite).
+"""
+import ml_collections
+
+ARGS = ("short", "full", "tiny")
+# Overrides and axes are (dotted field, value) pairs: ConfigDict keys cannot hold dots.
+TUNED = [("method.loss", {"temperature": 0.15}), ("optim.base_lr", 0.5)]
+
+
+def get_config(arg: str = "short"):
+    if arg not in ARGS:
+        raise ValueError(f"study argument {arg!r}: choose one of {ARGS}")
+    c = ml_collections.ConfigDict()
+    c.name = f"duality ({arg})"
+    c.description = __doc__.split("\n\n")[1]
+    c.scale = "fashion_mnist"
+    c.analysis_samples = 2048
+    dims = ["{h}-{h}-64", "{h}-{h}-256"]
+    c.entries = [
+        dict(name="vicreg", config="vicreg"),
+        dict(name="vicreg_exp", config="vicreg_exp"),
+        dict(name="vicreg_ctr", config="vicreg_ctr"),
+        dict(name="simclr_original", config="simclr",
+             overrides=[("method.loss", {"temperature": 0.1}), ("optim.base_lr", 0.3)]),
+        dict(name="simclr_tuned", config="simclr", overrides=TUNED),
+        dict(name="simclr_abs", config="simclr_abs", overrides=TUNED),
+        dict(name="vicreg", config="vicreg", axes=[("model.projector", dims)]),
+        dict(name="simclr_tuned", config="simclr", overrides=TUNED, axes=[("model.projector", dims)]),
+    ]
+    c.common = [("train.epochs", 1)] if arg == "short" else []
+    if arg == "tiny":
+        c.analysis_samples = 64
+        c.entries = [dict(name="vicreg", config="vicreg"),
+                     dict(name="simclr_tuned", config="simclr", overrides=TUNED)]
+        c.common = [("data.train_subset", 240), ("data.global_batch", 16), ("model.widths", (8, 16)),
+                    ("model.projector", "32-16"), ("train.steps", 2), ("train.log_every", 1),
+                    ("optim.warmup_steps", 1)]
+    return c

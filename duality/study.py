@@ -1,0 +1,262 @@
+"""Comparison studies: a grid of pretraining runs, each probed and analysed, in one table.
+
+  python -m duality.study --config=configs/studies/duality.py:short --workdir=studies/duality
+  python -m duality.study --config=... --workdir=DIR --list          # the cells, numbered
+  python -m duality.study --config=... --workdir=DIR --cell=$SLURM_ARRAY_TASK_ID   # one cell per job
+  python -m duality.study --config=... --workdir=DIR --report        # table + plots from finished cells
+
+A study config has `entries`, each a method config (`config`, a file under
+configs/, at the study's `scale`), fixed `overrides` ((dotted field, value)
+pairs) and `axes` ((dotted field, list of values) pairs); a cell is one
+point of an entry's axes product, and `common` overrides apply to every cell. Cells run
+one after another in DIR/cells/<name>/ (or one per job with --cell); each is
+an ordinary pretraining workdir, so an interrupted cell resumes, and a
+finished one (its cell.json exists) is skipped. After training a cell is
+probed (probe.py: linear, kNN, few-label) and analysed
+(analysis/embedding.py); DIR/study.md and DIR/study.png collect them.
+"""
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def set_field(cfg, dotted: str, value):
+    """cfg.<dotted> = value, refusing fields the config does not have (a typo is not a new field)."""
+    *path, last = dotted.split(".")
+    node = cfg
+    for p in path:
+        if p not in node:
+            raise KeyError(f"study override {dotted!r}: the config has no field {p!r}")
+        node = node[p]
+    if last not in node:
+        raise KeyError(f"study override {dotted!r}: the config has no field {last!r} (fields: {sorted(node)})")
+    node[last] = value
+
+
+def _short(value) -> str:
+    if isinstance(value, str):
+        return value.split("-")[-1] if "-" in value else value
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _pairs(items):
+    """(dotted field, value) pairs, as study configs write them (ConfigDict keys cannot hold dots)."""
+    out = []
+    for item in items:
+        if len(item) != 2 or not isinstance(item[0], str):
+            raise ValueError(f"study: expected (dotted field, value) pairs, got {item!r}")
+        out.append((item[0], item[1]))
+    return out
+
+
+def cells(study) -> list[dict]:
+    """[{name, entry, config (module), settings: {dotted: value}}] in a fixed order."""
+    out = []
+    for e in study.entries:
+        axes = dict(_pairs(e.get("axes", [])))
+        keys = list(axes)
+        for values in itertools.product(*(axes[k] for k in keys)) if keys else [()]:
+            settings = {**dict(_pairs(study.get("common", []))), **dict(_pairs(e.get("overrides", []))),
+                        **dict(zip(keys, values))}
+            suffix = "".join(f"-{k.split('.')[-1][:4]}{_short(v)}" for k, v in zip(keys, values))
+            out.append(dict(name=e["name"] + suffix, entry=e["name"], config=e["config"], settings=settings,
+                            axes={k: v for k, v in zip(keys, values)}))
+    names = [c["name"] for c in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"study cells have duplicate names: {sorted(n for n in names if names.count(n) > 1)}")
+    return out
+
+
+def cell_config(study, cell):
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from configs import base
+
+    cfg = importlib.import_module(f"configs.{cell['config']}").get_config(study.scale)
+    for k, v in cell["settings"].items():
+        if isinstance(v, str) and "{h}" in v:  # the scale's hidden width, as in the method configs
+            v = v.format(h=base.HIDDEN[study.scale])
+        set_field(cfg, k, v)
+    return cfg
+
+
+def run_cell(study, cell, workdir: str) -> dict:
+    from duality import probe, train
+    from duality.analysis import embedding
+
+    wd = os.path.join(workdir, "cells", cell["name"])
+    done = os.path.join(wd, "cell.json")
+    if os.path.exists(done):
+        with open(done) as f:
+            return json.load(f)
+    cfg = cell_config(study, cell)
+    t0 = time.perf_counter()
+    trainer, state = train.train_and_evaluate(cfg, wd)
+    if int(state.step) < trainer.total_steps:  # interrupted: the next invocation resumes it
+        raise KeyboardInterrupt(f"cell {cell['name']} stopped at step {int(state.step)}")
+    train_s = time.perf_counter() - t0
+    p = probe.probe_workdir(wd, seed=cfg.seed)
+    a = embedding.analyze_workdir(wd, samples=study.get("analysis_samples", 2048), seed=cfg.seed)
+    record = dict(name=cell["name"], entry=cell["entry"], method=cfg.method.name, axes=cell["axes"],
+                  settings=cell["settings"], seed=cfg.seed, steps=int(state.step), train_seconds=round(train_s, 1),
+                  embedding_dim=int(str(cfg.model.projector).split("-")[-1]), probe=p, analysis=a)
+    with open(done + ".tmp", "w") as f:
+        json.dump(record, f, indent=2)
+    os.replace(done + ".tmp", done)
+    return record
+
+
+COLUMNS = [  # header, getter
+    ("linear top-1", lambda r: r["probe"]["linear"]["top1"]),
+    ("kNN-20", lambda r: r["probe"]["knn"]["k20"]["top1"]),
+    ("kNN-200", lambda r: r["probe"]["knn"]["k200"]["top1"]),
+    ("1% labels", lambda r: r["probe"]["linear_1pct"]["top1"]),
+    ("10% labels", lambda r: r["probe"]["linear_10pct"]["top1"]),
+    ("RankMe h", lambda r: r["analysis"]["h"]["effective_rank"]),
+    ("RankMe z", lambda r: r["analysis"]["z"]["effective_rank"]),
+    ("L_c", lambda r: r["analysis"]["duality"]["l_c"]),
+    ("L_nc", lambda r: r["analysis"]["duality"]["l_nc"]),
+    ("Lemma 3.4 ratio", lambda r: r["analysis"]["duality"]["dimension_quartic_over_lower"]),
+    ("var x M", lambda r: r["analysis"]["negative_pairs"]["var_times_m"]),
+]
+
+
+def _fmt(v) -> str:
+    return f"{v:.2f}" if abs(v) < 1e4 else f"{v:.3g}"
+
+
+def table(records: list[dict]) -> str:
+    head = ["cell", "method", "d"] + [h for h, _ in COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * len(COLUMNS)]
+    for r in records:
+        lines.append("| " + " | ".join([r["name"], r["method"], str(r["embedding_dim"])]
+                                       + [_fmt(g(r)) for _, g in COLUMNS]) + " |")
+    groups = {}
+    for r in records:  # seeds of the same setting, averaged
+        key = (r["entry"], tuple(sorted((k, str(v)) for k, v in r["axes"].items() if k != "seed")))
+        groups.setdefault(key, []).append(r)
+    multi = {k: v for k, v in groups.items() if len(v) > 1}
+    if multi:
+        lines += ["", "Mean +- standard deviation over seeds:", "",
+                  "| setting | seeds | linear top-1 | kNN-20 |", "|---|---:|---:|---:|"]
+        for (entry, axes), rs in multi.items():
+            lin = [r["probe"]["linear"]["top1"] for r in rs]
+            knn = [r["probe"]["knn"]["k20"]["top1"] for r in rs]
+            name = entry + "".join(f" {k}={v}" for k, v in axes)
+            lines.append(f"| {name} | {len(rs)} | {np.mean(lin):.2f} +- {np.std(lin):.2f} | "
+                         f"{np.mean(knn):.2f} +- {np.std(knn):.2f} |")
+    return "\n".join(lines)
+
+
+def plot(records: list[dict], path: str, title: str = "") -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(17, max(4, 0.35 * len(records) + 1.5)))
+    names = [r["name"] for r in records][::-1]
+    y = np.arange(len(names))
+    for off, (label, get) in zip((-0.2, 0.0, 0.2), COLUMNS[:3]):
+        ax[0].barh(y + off, [get(r) for r in records][::-1], height=0.2, label=label)
+    ax[0].set_yticks(y, names)
+    lo = min(min(g(r) for r in records) for _, g in COLUMNS[:3])
+    ax[0].set_xlim(max(0, lo - 5), 100)
+    ax[0].set(xlabel="top-1 (%)", title="probes")
+    ax[0].legend(loc="lower right")
+    by_entry = {}
+    for r in records:
+        by_entry.setdefault(r["entry"], []).append(r)
+    for entry, rs in by_entry.items():
+        dims = sorted({r["embedding_dim"] for r in rs})
+        if len(dims) > 1:
+            means = [np.mean([r["probe"]["linear"]["top1"] for r in rs if r["embedding_dim"] == d]) for d in dims]
+            ax[1].plot(dims, means, "o-", label=entry)
+    ax[1].set_xscale("log", base=2)
+    ax[1].set(xlabel="embedding dimension d", ylabel="linear top-1 (%)", title="embedding-dimension sweep")
+    if ax[1].lines:
+        ax[1].legend()
+    lc = [r["analysis"]["duality"]["l_c"] for r in records]
+    lnc = [r["analysis"]["duality"]["l_nc"] for r in records]
+    ax[2].scatter(lc, lnc)
+    for r, a, b in zip(records, lc, lnc):
+        ax[2].annotate(r["name"], (a, b), fontsize=7)
+    ax[2].set(xscale="log", yscale="log", xlabel="L_c (unit embeddings)", ylabel="L_nc",
+              title="sample- vs dimension-contrastive criterion")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def report(study, workdir: str) -> tuple[str, list[dict]]:
+    records = []
+    for c in cells(study):
+        path = os.path.join(workdir, "cells", c["name"], "cell.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                records.append(json.load(f))
+    if not records:
+        return "", []
+    md = [f"# Study {study.get('name', '')}", "", study.get("description", "").strip(), "",
+          f"{len(records)} of {len(cells(study))} cells finished; scale `{study.scale}`.", "",
+          table(records), ""]
+    text = "\n".join(md)
+    with open(os.path.join(workdir, "study.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(workdir, "study.json"), "w") as f:
+        json.dump(records, f, indent=2)
+    plot(records, os.path.join(workdir, "study.png"), study.get("name", ""))
+    return text, records
+
+
+def main(argv=None):
+    from absl import app, flags
+    from ml_collections import config_flags
+
+    config_flags.DEFINE_config_file("config", None, "Study config (configs/studies/<name>.py[:arg]).")
+    flags.DEFINE_string("workdir", None, "Where the cells, table and plots go.")
+    flags.DEFINE_integer("cell", None, "Run only this cell (0-based; e.g. a job-array index).")
+    flags.DEFINE_bool("list", False, "Print the cells and exit.")
+    flags.DEFINE_bool("report", False, "Only write the table and plots from finished cells.")
+    flags.mark_flags_as_required(["config", "workdir"])
+    FLAGS = flags.FLAGS
+
+    def run(argv):
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        study, workdir = FLAGS.config, FLAGS.workdir
+        all_cells = cells(study)
+        if FLAGS.list:
+            for i, c in enumerate(all_cells):
+                print(f"{i:3d}  {c['name']:<32} configs/{c['config']}.py  {c['settings']}")
+            return
+        os.makedirs(workdir, exist_ok=True)
+        if not FLAGS.report:
+            chosen = all_cells if FLAGS.cell is None else [all_cells[FLAGS.cell]]
+            for i, c in enumerate(chosen):
+                print(f"\n=== study cell {c['name']} ({i + 1}/{len(chosen)}) ===", flush=True)
+                r = run_cell(study, c, workdir)
+                print(f"=== {c['name']}: linear top-1 {r['probe']['linear']['top1']:.2f}%, "
+                      f"kNN-20 {r['probe']['knn']['k20']['top1']:.2f}%", flush=True)
+        text, records = report(study, workdir)
+        print("\n" + text)
+        if records:
+            print(f"written: {os.path.join(workdir, 'study.md')}, study.json, study.png")
+
+    app.run(run, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Comparison studies: a two-cell grid on tiny data, resume, and the grid description."""
+import importlib
+import os
+
+import pytest
+
+from duality import study, train
+
+
+def _study(arg="tiny"):
+    return importlib.import_module("configs.studies.duality").get_config(arg)
+
+
+def test_the_duality_study_grid():
+    cells = study.cells(_study("short"))
+    names = [c["name"] for c in cells]
+    assert names[:6] == ["vicreg", "vicreg_exp", "vicreg_ctr", "simclr_original", "simclr_tuned", "simclr_abs"]
+    assert "vicreg-proj64" in names and "simclr_tuned-proj256" in names and len(names) == 10
+    cfg = study.cell_config(_study("short"), cells[names.index("simclr_tuned-proj64")])
+    assert (cfg.model.projector, cfg.method.loss.temperature, cfg.optim.base_lr, cfg.train.epochs) == (
+        "1024-1024-64", 0.15, 0.5, 1)
+
+
+def test_a_misspelt_override_is_refused():
+    s = _study()
+    s.common = [("optim.base_rl", 0.1)]
+    with pytest.raises(KeyError, match="base_rl"):
+        study.cell_config(s, study.cells(s)[0])
+
+
+def test_two_cell_study_runs_resumes_and_reports(tmp_path, monkeypatch):
+    s = _study("tiny")
+    wd = str(tmp_path)
+    records = [study.run_cell(s, c, wd) for c in study.cells(s)]
+    assert [r["name"] for r in records] == ["vicreg", "simclr_tuned"]
+    assert records[1]["method"] == "simclr" and records[1]["settings"]["optim.base_lr"] == 0.5
+    for r in records:
+        assert r["steps"] == 2 and 0 <= r["probe"]["linear"]["top1"] <= 100
+        assert r["analysis"]["duality"]["relative_residual"] < 1e-5
+    # Finished cells are not trained again.
+    monkeypatch.setattr(train, "train_and_evaluate", lambda *a, **k: pytest.fail("a finished cell was re-run"))
+    again = study.run_cell(s, study.cells(s)[0], wd)
+    assert again["probe"] == records[0]["probe"]
+    text, got = study.report(s, wd)
+    assert len(got) == 2 and "| vicreg | vicreg | 16 |" in text and "simclr_tuned" in text
+    assert os.path.getsize(os.path.join(wd, "study.png")) > 10_000
+    assert os.path.exists(os.path.join(wd, "study.md")) and os.path.exists(os.path.join(wd, "study.json"))
