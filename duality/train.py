@@ -191,7 +191,7 @@ class Trainer:
             z_std=jnp.mean(jnp.sqrt(jnp.maximum(var, 0.0))) * jnp.sqrt(zn.shape[-1]),
         ), AXIS)
         metrics["grad_norm"] = optax.tree.norm(grads)
-        metrics["lr"] = self.schedule(state.step)
+        metrics["lr"] = self.schedule(state.step - state.skipped)  # the optimiser counts applied updates only
         finite = (jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"]) & jnp.isfinite(metrics["probe_loss"])
                   & jnp.isfinite(optax.tree.norm(params)) & jnp.isfinite(optax.tree.norm(batch_stats)))
         new = TrainState(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state,
