@@ -236,6 +236,9 @@ def main(argv=None):
     def run(argv):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        from absl import logging
+
+        logging.set_verbosity(logging.WARNING)  # the console shows progress lines, not every metric write
         study, workdir = FLAGS.config, FLAGS.workdir
         all_cells = cells(study)
         if FLAGS.list:
