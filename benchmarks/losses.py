@@ -16,7 +16,6 @@ import statistics
 import time
 
 import jax
-import jax.numpy as jnp
 
 from duality import losses
 from duality.analysis.loss_report import extra_inputs

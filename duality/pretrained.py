@@ -8,8 +8,8 @@ The checkpoint is restored from its own metadata (shapes and dtypes as
 saved) onto the devices present now, so a run trained on 8 devices or a pod
 loads on a laptop. Encoding shards each batch over every local device
 (batch-parallel, parameters replicated) with BatchNorm in inference mode and
-no augmentation; the last batch is padded to a fixed shape so one compiled
-program serves every call.
+no augmentation; the last batch is padded to the batch shape, so a data set
+compiles one program (plus one per distinct batch size of later calls).
 """
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ AXIS = "batch"
 def local_mesh():
     """All local devices on one axis; Auto, so the compiler propagates the batch sharding
     through augmentation and the model (evaluation needs no per-device program)."""
-    return jax.make_mesh((jax.local_device_count(),), (AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
+    return jax.make_mesh((jax.local_device_count(),), (AXIS,), axis_types=(jax.sharding.AxisType.Auto,),
+                         devices=jax.local_devices())
 
 
 def _replicate_locally(tree, mesh):
@@ -110,11 +111,13 @@ class Encoder:
         views = [aug.view_spec(v) for v in self.config.data.views]
 
         @jax.jit
-        def f(params, batch_stats, images, key):
+        def f(params, batch_stats, images, key, first):
             outs = []
+            rows = first + jnp.arange(images.shape[0])  # each image's key is fixed by its index
             for i, spec in enumerate(views):
-                keys = jax.random.fold_in(key, i)
-                x = aug.augment(keys, images, spec, self.mean, self.std)
+                keys = jax.vmap(lambda r: jax.random.fold_in(jax.random.fold_in(key, i), r))(rows)
+                x = jax.vmap(lambda k, im: aug.augment_one(k, im, spec))(keys, aug.to_float(images))
+                x = aug.normalize(x, self.mean, self.std)
                 outs.append(self.model.apply({"params": params, "batch_stats": batch_stats}, x, train=False)["z"]
                             .astype(jnp.float32))
             return outs
@@ -146,10 +149,14 @@ class Encoder:
         return {k: np.concatenate(v) for k, v in out.items()}
 
     def encode_views(self, images, seed: int = 0, batch: int = 1024) -> list[np.ndarray]:
-        """Projector outputs of the config's two augmented views of each image (positive pairs)."""
-        out = None
-        for b, (x, real) in enumerate(self._batches(images, batch)):
-            zs = self._apply_views(self.params, self.batch_stats, x, jax.random.fold_in(jax.random.PRNGKey(seed), b))
+        """Projector outputs of the config's two augmented views of each image (positive pairs).
+
+        Image i's views depend only on (seed, i): not on the batch size or the device count.
+        """
+        out, first = None, 0
+        for x, real in self._batches(images, batch):
+            zs = self._apply_views(self.params, self.batch_stats, x, jax.random.PRNGKey(seed), first)
+            first += x.shape[0]
             out = [[] for _ in zs] if out is None else out
             for o, z in zip(out, zs):
                 o.append(np.asarray(z)[:real])

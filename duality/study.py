@@ -4,6 +4,7 @@
   python -m duality.study --config=... --workdir=DIR --list          # the cells, numbered
   python -m duality.study --config=... --workdir=DIR --cell=$SLURM_ARRAY_TASK_ID   # one cell per job
   python -m duality.study --config=... --workdir=DIR --report        # table + plots from finished cells
+  python -m duality.study --config=... --workdir=DIR --reanalyze     # analyses recomputed, no retraining
 
 A study config has `entries`, each a method config (`config`, a file under
 configs/, at the study's `scale`), fixed `overrides` ((dotted field, value)
@@ -93,11 +94,17 @@ def run_cell(study, cell, workdir: str) -> dict:
     from duality import probe, train
     from duality.analysis import embedding
 
+    import jax
+
     wd = os.path.join(workdir, "cells", cell["name"])
     done = os.path.join(wd, "cell.json")
     if os.path.exists(done):
         with open(done) as f:
-            return json.load(f)
+            record = json.load(f)
+        if json.loads(json.dumps(cell["settings"])) != record["settings"]:
+            raise ValueError(f"{done} was made with other settings ({record['settings']}) than the study now "
+                             f"gives this cell ({cell['settings']}); use a new --workdir or delete the cell")
+        return record
     cfg = cell_config(study, cell)
     t0 = time.perf_counter()
     trainer, state = train.train_and_evaluate(cfg, wd)
@@ -109,10 +116,33 @@ def run_cell(study, cell, workdir: str) -> dict:
     record = dict(name=cell["name"], entry=cell["entry"], method=cfg.method.name, axes=cell["axes"],
                   settings=cell["settings"], seed=cfg.seed, steps=int(state.step), train_seconds=round(train_s, 1),
                   embedding_dim=int(str(cfg.model.projector).split("-")[-1]), probe=p, analysis=a)
-    with open(done + ".tmp", "w") as f:
-        json.dump(record, f, indent=2)
-    os.replace(done + ".tmp", done)
+    if jax.process_index() == 0:
+        _write_json(done, record)
     return record
+
+
+def reanalyze(study, workdir: str, samples=None) -> int:
+    """Recompute every finished cell's analysis from its checkpoint (no retraining); returns the count."""
+    from duality.analysis import embedding
+
+    n = 0
+    for c in cells(study):
+        path = os.path.join(workdir, "cells", c["name"], "cell.json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            record = json.load(f)
+        record["analysis"] = embedding.analyze_workdir(
+            os.path.dirname(path), samples=samples or study.get("analysis_samples", 2048), seed=record["seed"])
+        _write_json(path, record)
+        n += 1
+    return n
+
+
+def _write_json(path: str, obj) -> None:
+    with open(path + ".tmp", "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(path + ".tmp", path)
 
 
 COLUMNS = [  # header, getter
@@ -121,7 +151,7 @@ COLUMNS = [  # header, getter
     ("kNN-200", lambda r: r["probe"]["knn"]["k200"]["top1"]),
     ("1% labels", lambda r: r["probe"]["linear_1pct"]["top1"]),
     ("10% labels", lambda r: r["probe"]["linear_10pct"]["top1"]),
-    ("RankMe h", lambda r: r["analysis"]["h"]["effective_rank"]),
+    ("RankMe h", lambda r: r["analysis"]["h"]["effective_rank"]),  # uncentred, as RankMe is defined
     ("RankMe z", lambda r: r["analysis"]["z"]["effective_rank"]),
     ("L_c", lambda r: r["analysis"]["duality"]["l_c"]),
     ("L_nc", lambda r: r["analysis"]["duality"]["l_nc"]),
@@ -213,11 +243,12 @@ def report(study, workdir: str) -> tuple[str, list[dict]]:
           f"{len(records)} of {len(cells(study))} cells finished; scale `{study.scale}`.", "",
           table(records), ""]
     text = "\n".join(md)
-    with open(os.path.join(workdir, "study.md"), "w") as f:
+    with open(os.path.join(workdir, "study.md.tmp"), "w") as f:
         f.write(text)
-    with open(os.path.join(workdir, "study.json"), "w") as f:
-        json.dump(records, f, indent=2)
-    plot(records, os.path.join(workdir, "study.png"), study.get("name", ""))
+    os.replace(os.path.join(workdir, "study.md.tmp"), os.path.join(workdir, "study.md"))
+    _write_json(os.path.join(workdir, "study.json"), records)
+    plot(records, os.path.join(workdir, "study.tmp.png"), study.get("name", ""))
+    os.replace(os.path.join(workdir, "study.tmp.png"), os.path.join(workdir, "study.png"))
     return text, records
 
 
@@ -230,6 +261,7 @@ def main(argv=None):
     flags.DEFINE_integer("cell", None, "Run only this cell (0-based; e.g. a job-array index).")
     flags.DEFINE_bool("list", False, "Print the cells and exit.")
     flags.DEFINE_bool("report", False, "Only write the table and plots from finished cells.")
+    flags.DEFINE_bool("reanalyze", False, "Recompute finished cells' analyses from their checkpoints, then report.")
     flags.mark_flags_as_required(["config", "workdir"])
     FLAGS = flags.FLAGS
 
@@ -246,13 +278,19 @@ def main(argv=None):
                 print(f"{i:3d}  {c['name']:<32} configs/{c['config']}.py  {c['settings']}")
             return
         os.makedirs(workdir, exist_ok=True)
-        if not FLAGS.report:
+        if FLAGS.reanalyze:
+            print(f"re-analysed {reanalyze(study, workdir)} finished cell(s)")
+        elif not FLAGS.report:
             chosen = all_cells if FLAGS.cell is None else [all_cells[FLAGS.cell]]
             for i, c in enumerate(chosen):
                 print(f"\n=== study cell {c['name']} ({i + 1}/{len(chosen)}) ===", flush=True)
                 r = run_cell(study, c, workdir)
                 print(f"=== {c['name']}: linear top-1 {r['probe']['linear']['top1']:.2f}%, "
                       f"kNN-20 {r['probe']['knn']['k20']['top1']:.2f}%", flush=True)
+        import jax
+
+        if jax.process_index() != 0:
+            return
         text, records = report(study, workdir)
         print("\n" + text)
         if records:

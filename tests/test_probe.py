@@ -41,6 +41,10 @@ def test_load_restores_the_final_state_and_encodes_like_the_model(trained):
                                     "batch_stats": jax.device_get(state.batch_stats)}, x, train=False)
     np.testing.assert_allclose(out["h"], np.asarray(ref["h"]), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out["z"], np.asarray(ref["z"]), rtol=1e-5, atol=1e-5)
+    # Augmented views depend on (seed, image index) only, not on how the images are batched.
+    v8, v16 = enc.encode_views(images, batch=8), enc.encode_views(images, batch=16)
+    np.testing.assert_allclose(v8[0], v16[0], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(v8[0], v8[1])  # two different views
     # An earlier step is a different encoder; a missing one is a clear error.
     assert duality.load(workdir, step=2).step == 2
     with pytest.raises(ValueError, match="no checkpoint at step 7"):
@@ -148,5 +152,6 @@ def test_probe_and_analyze_modes_write_their_reports(trained):
     assert d["relative_residual"] < 1e-5  # Theorem 3.3 on a trained encoder's embeddings
     assert d["dimension_quartic_over_lower"] >= 1 - 1e-5 and d["sample_quartic_over_lower_unit_dims"] >= 1 - 1e-5
     assert 0 <= a["alignment"] <= 4 and a["uniformity"] <= 0
+    assert a["h"]["effective_rank"] != a["h"]["effective_rank_centred"]  # RankMe is on the raw matrix
     assert os.path.getsize(os.path.join(workdir, "analysis_step3.png")) > 10_000
     assert "Theorem 3.3" in embedding.format_report(a) and "kNN k=20" in probe.format_report(r)

@@ -41,6 +41,10 @@ def test_two_cell_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "train_and_evaluate", lambda *a, **k: pytest.fail("a finished cell was re-run"))
     again = study.run_cell(s, study.cells(s)[0], wd)
     assert again["probe"] == records[0]["probe"]
+    # A cell whose settings changed since it ran is not silently reused.
+    s.common = list(s.common) + [("optim.base_lr", 0.05)]
+    with pytest.raises(ValueError, match="other settings"):
+        study.run_cell(s, study.cells(s)[0], wd)
     text, got = study.report(s, wd)
     assert len(got) == 2 and "| vicreg | vicreg | 16 |" in text and "simclr_tuned" in text
     assert os.path.getsize(os.path.join(wd, "study.png")) > 10_000

@@ -49,7 +49,8 @@ def test_stream_batches_are_a_function_of_the_step_across_epochs():
 
 def test_stream_limit_and_batch_checks():
     with _mock():
-        assert _stream(limit=40).steps_per_epoch == 2
+        sub = _stream(limit=40)
+        assert sub.steps_per_epoch == 2 and "train[:40]" in str(sub.split)  # a fixed global subset
         with pytest.raises(ValueError, match="fewer than the host batch"):
             _stream(limit=8)
         with pytest.raises(ValueError, match="not divisible by the 3 hosts"):

@@ -6,8 +6,9 @@ representation h (what probes see) and the projector output z (what the
 loss saw):
 
 * spectrum: singular values of the centred matrix (dimensional collapse
-  shows as a cliff) and the effective rank RankMe = exp(entropy of
-  sigma / sum sigma) (Garrido et al. 2023b);
+  shows as a cliff; plotted) and the effective rank RankMe = exp(entropy of
+  sigma / sum sigma) of the raw, uncentred matrix, as RankMe is defined
+  (Garrido et al. 2023b); the centred value is reported beside it;
 * per-dimension standard deviation (dead dimensions);
 * alignment E||u - u+||^2 over positive pairs (two augmented views, the
   config's own recipe) and uniformity log E exp(-2 ||u_i - u_j||^2) over
@@ -39,9 +40,9 @@ def effective_rank(singular_values) -> float:
     return float(np.exp(-np.sum(p * np.log(p))))
 
 
-def spectrum(x) -> np.ndarray:
+def spectrum(x, centre: bool = True) -> np.ndarray:
     x = np.asarray(x, np.float64)
-    return np.linalg.svd(x - x.mean(0), compute_uv=False)
+    return np.linalg.svd(x - x.mean(0) if centre else x, compute_uv=False)
 
 
 def unit(x) -> np.ndarray:
@@ -103,7 +104,8 @@ def analyze(encoder, images, samples: int = 2048, seed: int = 0) -> tuple[dict, 
         std = np.sort(np.asarray(x, np.float64).std(0))[::-1]
         arrays[f"{name}_spectrum"], arrays[f"{name}_std"] = s, std
         report[name] = {
-            "dim": int(x.shape[1]), "effective_rank": effective_rank(s),
+            "dim": int(x.shape[1]), "effective_rank": effective_rank(spectrum(x, centre=False)),
+            "effective_rank_centred": effective_rank(s),
             "top_singular_value_share": float(s[0] / s.sum()),
             "std": {"max": float(std[0]), "median": float(np.median(std)), "min": float(std[-1]),
                     "below_1pct_of_median": int(np.sum(std < 0.01 * np.median(std)))}}

@@ -75,7 +75,7 @@ def format_report(r: dict) -> str:
     for name, row in r["losses"].items():
         out.append(f"{name:<14}" + "".join(
             f"{row[f]['value']:>18.5g} {'ok ' if row[f]['finite'] else 'NaN'}" for f in fams))
-    out.append(f"\nTheorem 3.3 on z1 (K = z1.T): L_nc + sum_j ||K_j.||^4 = L_c + sum_i ||K_.i||^4")
+    out.append("\nTheorem 3.3 on z1 (K = z1.T): L_nc + sum_j ||K_j.||^4 = L_c + sum_i ||K_.i||^4")
     out.append(f"{'embeddings':<16}{'L_nc':>12}{'sum_j||K_j.||^4':>17}{'left side':>13}"
                f"{'L_c':>12}{'sum_i||K_.i||^4':>17}{'right side':>13}{'rel. diff':>11}")
     for fam, t in r["theorem"].items():

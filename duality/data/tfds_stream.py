@@ -167,11 +167,13 @@ class Stream:
         self.process_index, self.shuffle_buffer = process_index, shuffle_buffer
         self.global_batch, self.host_batch = global_batch, global_batch // process_count
         self._builder = _builder(name, data_dir)
-        self.split = tfds.even_splits(split, n=process_count, drop_remainder=True)[process_index]
-        self.limit = limit
+        # `limit` (data.train_subset) is global and fixed: the first `limit` examples of the split,
+        # cut before any shuffling, then shared evenly between the hosts.
+        base = f"{split}[:{limit}]" if limit else split
+        self.split = tfds.even_splits(base, n=process_count, drop_remainder=True)[process_index]
         n = _count(self._records(shuffle_seed=None))
         if limit:
-            n = min(n, limit)
+            n = min(n, limit // process_count)
         self.host_size = n
         self.steps_per_epoch = n // self.host_batch
         if self.steps_per_epoch < 1:
@@ -185,8 +187,7 @@ class Stream:
         kw = dict(shuffle_files=shuffle_seed is not None)
         if shuffle_seed is not None:
             kw["read_config"] = tfds.ReadConfig(shuffle_seed=shuffle_seed)
-        ds = _open(self._builder, self.name, self.split, self.data_dir, **kw)
-        return ds.take(self.limit) if self.limit else ds
+        return _open(self._builder, self.name, self.split, self.data_dir, **kw)
 
     def _epoch(self, epoch: int, skip: int):
         import tensorflow as tf
