@@ -54,7 +54,8 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
     c.optim = dict(name="lars", base_lr=0.3, weight_decay=1e-6, momentum=0.9, warmup_steps=100, warmup_epochs=0,
                    final_lr_ratio=0.001, clip_norm=0.0)
     c.probe = dict(lr=1e-3)  # online linear probe (Adam)
-    c.train = dict(epochs=3, steps=0, log_every=20, checkpoint_every=200, keep_checkpoints=3, max_skipped=10)
+    c.train = dict(epochs=3, steps=0, log_every=20, checkpoint_every=200, keep_checkpoints=3,
+                   nonfinite="stop", max_skipped=10)  # see duality/train.py: stop, or skip up to max_skipped
     c.eval = dict(linear_probe=True, baselines=True, probe_epochs=30, probe_wd=1e-4)
     if arg in COLOUR:
         mean, std, classes, size = COLOUR[arg]

@@ -11,11 +11,23 @@ never saved: the last good checkpoint stays the newest.
 The config is written to `workdir/config.json`. Resuming with a config that
 changes what the checkpoint means (model, method, data, batch) is an error
 that names the fields; other fields (steps, logging, learning rate) may change.
+
+Faults, and what survives them (each is a test in tests/test_faults.py):
+- killed mid-save (kill -9, preemption without notice): Orbax writes into a
+  temporary directory and renames it when complete, so a half-written
+  checkpoint is never taken for one; it is cleaned up at the next start.
+- a newest checkpoint that cannot be read (truncated, corrupted): `restore`
+  moves it to `checkpoints.corrupt/` (kept for inspection, never deleted),
+  says so, and falls back to the previous one.
+- a save that fails (disk full, permissions): `CheckpointError` names the
+  step and the cause, and the previous checkpoint stays as it was.
+- an unwritable workdir: found before anything runs (`check_writable`).
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 
 import jax
@@ -37,8 +49,41 @@ def _get(cfg: dict, dotted: str):
     return cfg
 
 
-def check_config(workdir: str, cfg_dict: dict, resuming: bool) -> None:
-    """Write workdir/config.json; when resuming, first compare with the one there."""
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be written; the previous one is intact."""
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def check_writable(workdir: str) -> None:
+    """Fail before any work if `workdir` cannot be created or written (creates nothing itself)."""
+    if _is_remote(workdir):  # gs:// and the like: the file system reports its own errors
+        return
+    path = os.path.abspath(workdir)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise NotADirectoryError(f"--workdir={workdir}: {path} is a file, not a directory; choose another --workdir")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PermissionError(f"--workdir={workdir}: {path} is not writable by this user; choose a writable "
+                              f"--workdir or fix its permissions")
+
+
+def has_checkpoint(workdir: str) -> bool:
+    """Whether `workdir` holds a finished checkpoint; reads only (a fresh workdir stays uncreated)."""
+    directory = os.path.join(workdir, "checkpoints")
+    if not _is_remote(workdir) and not os.path.isdir(directory):
+        return False
+    return Checkpointer(workdir, every=0, keep=1).latest_step() is not None
+
+
+def check_config(workdir: str, cfg_dict: dict, resuming: bool, write: bool = True) -> None:
+    """Write workdir/config.json; when resuming, first compare with the one there.
+
+    With write=False only the comparison runs (the check before anything is written).
+    """
     path = os.path.join(workdir, "config.json")
     cfg_dict = json.loads(json.dumps(cfg_dict))  # as stored: tuples become lists
     if resuming and os.path.exists(path):
@@ -51,7 +96,7 @@ def check_config(workdir: str, cfg_dict: dict, resuming: bool) -> None:
             raise ValueError(
                 f"{workdir} holds a run with a different {', '.join(changed)} ({details}). Resuming would load "
                 f"a checkpoint that does not match; use a new --workdir, or restore the original values.")
-    if jax.process_index() == 0:
+    if write and jax.process_index() == 0:
         os.makedirs(workdir, exist_ok=True)
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
@@ -62,10 +107,13 @@ def check_config(workdir: str, cfg_dict: dict, resuming: bool) -> None:
 class Checkpointer:
     def __init__(self, workdir: str, every: int, keep: int):
         self.every = every
+        self.directory = os.path.join(workdir, "checkpoints")
+        if not _is_remote(workdir):
+            self.directory = os.path.abspath(self.directory)
         self.manager = ocp.CheckpointManager(
-            os.path.abspath(os.path.join(workdir, "checkpoints")),
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True,
-                                                 create=True))
+            self.directory,
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True, create=True,
+                                                 cleanup_tmp_directories=True))
         self.interrupted = None
         self._previous = {}
 
@@ -73,22 +121,74 @@ class Checkpointer:
         return self.manager.latest_step()
 
     def restore(self, abstract_state, step=None):
-        step = self.manager.latest_step() if step is None else step
-        return self.manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+        """The checkpoint of `step`, or the newest one that can be read.
+
+        Without `step`, a checkpoint that fails to restore is moved aside (to
+        checkpoints.corrupt/, next to checkpoints/) and the previous one is
+        tried: a run resumes from the newest readable state instead of dying
+        on a file a crash or a full disk truncated.
+        """
+        if step is not None:
+            return self.manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+        for s in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                return self.manager.restore(s, args=ocp.args.StandardRestore(abstract_state))
+            except Exception as e:  # noqa: BLE001 (Orbax and tensorstore raise many types for a bad file)
+                moved = self._quarantine(s)
+                print(f"warning: the checkpoint of step {s} could not be restored ({type(e).__name__}: "
+                      f"{str(e)[:300]}); moved it to {moved} and trying the previous one", flush=True)
+        raise FileNotFoundError(f"no checkpoint in {self.directory} could be restored")
+
+    def _quarantine(self, step: int) -> str:
+        import jax
+
+        src = os.path.join(self.directory, str(step))
+        dst_dir = self.directory.rstrip("/") + ".corrupt"
+        dst = os.path.join(dst_dir, str(step))
+        if jax.process_index() == 0:
+            os.makedirs(dst_dir, exist_ok=True)
+            if os.path.exists(dst):
+                shutil.rmtree(dst)
+            shutil.move(src, dst)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"quarantine checkpoint {step}")
+        self.manager.reload()
+        return dst
 
     def save(self, step: int, state, force: bool = False) -> bool:
         if not force and (self.every <= 0 or step % self.every):
             return False
         if self.manager.latest_step() == step:
             return False
-        return self.manager.save(step, args=ocp.args.StandardSave(state), force=True)
+        try:
+            return self.manager.save(step, args=ocp.args.StandardSave(state), force=True)
+        except Exception as e:  # noqa: BLE001 (includes a previous asynchronous save's failure)
+            raise self._error(step, e) from e
+
+    def _error(self, step, e) -> CheckpointError:
+        try:
+            kept = [s for s in self.manager.all_steps() if s != step]
+        except Exception:  # noqa: BLE001
+            kept = []
+        previous = f"step {max(kept)}" if kept else "none"
+        return CheckpointError(
+            f"saving the checkpoint of step {step} to {self.directory} failed ({type(e).__name__}: {e}). The "
+            f"previous checkpoint ({previous}) is intact; free space or fix permissions, then re-run the same "
+            f"command to resume from it.")
 
     def wait(self):
-        self.manager.wait_until_finished()
+        try:
+            self.manager.wait_until_finished()
+        except Exception as e:  # noqa: BLE001
+            raise self._error(self.manager.latest_step(), e) from e
 
     def close(self):
-        self.manager.wait_until_finished()
-        self.manager.close()
+        try:
+            self.wait()
+        finally:
+            self.manager.close()
 
     # Interruption: the handler only records the signal; the loop saves at the
     # next step boundary, where the state is consistent.

@@ -10,11 +10,22 @@ A pretraining run resumes from --workdir when it holds a checkpoint. At the
 end it linear-probes the frozen encoder on the test split and, with
 `eval.baselines`, prints two baselines computed in the same run: raw pixels
 and the same encoder at random initialisation.
+
+Multi-host: the same command on every host (launch/: tpu_pod.sh,
+slurm.sbatch, local_multiprocess.sh). JAX's distributed runtime is started
+first (duality/distributed.py: detected on TPU slices and under SLURM, or
+--coordinator_address/--num_processes/--process_id).
+
+Exit codes: 0 done (or interrupted by SIGTERM/SIGINT with a checkpoint
+saved), 2 bad input (a flag, a config value, missing data, an unwritable or
+incompatible workdir; found before anything is written), 1 a failure while
+running (a non-finite step, a checkpoint that could not be written).
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -28,7 +39,27 @@ flags.DEFINE_enum("mode", "", ["", "pretrain", "probe", "analyze"],
                   "Default: what the config says (pretraining, or the loss report).")
 flags.DEFINE_integer("step", None, "Checkpoint step for --mode=probe/analyze (default: the newest).")
 flags.DEFINE_integer("samples", 2048, "Test images --mode=analyze uses.")
+flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"],
+                  "Multi-host start-up: auto (when SLURM, Open MPI or a TPU slice shows several processes, or the "
+                  "flags below are given), on (always; JAX detects the cluster), off (one process).")
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for an explicit multi-process launch.")
+flags.DEFINE_integer("num_processes", None, "Number of processes, for an explicit multi-process launch.")
+flags.DEFINE_integer("process_id", None, "This process's index (0-based), for an explicit multi-process launch.")
 FLAGS = flags.FLAGS
+BAD_INPUT = 2
+
+
+def _fail(code: int, e: BaseException):
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def _parse_flags(argv):
+    """absl's parser, with a bad flag or config override reported as bad input (exit code 2)."""
+    try:
+        return FLAGS(argv)
+    except (flags.Error, ValueError, TypeError, AttributeError, KeyError) as e:
+        _fail(BAD_INPUT, f"{e}\nSee --helpfull for the flags; config fields are set as --config.<field>=<value>.")
 
 
 def run_loss_report(cfg):
@@ -48,11 +79,16 @@ def run_loss_report(cfg):
 def run_pretraining(cfg, workdir: str):
     import jax
 
-    from duality import probe, train
+    from duality import checkpoint, probe, train
 
-    if not workdir:
-        raise app.UsageError("pretraining needs --workdir=DIR (checkpoints, metrics and results are written there)")
-    trainer, state = train.train_and_evaluate(cfg, workdir)
+    try:
+        prepared = train.prepare(cfg, workdir)  # every input check, before anything is written
+    except (ValueError, OSError, KeyError) as e:
+        _fail(BAD_INPUT, e)
+    try:
+        trainer, state = train.train_and_evaluate(cfg, workdir, prepared=prepared)
+    except (FloatingPointError, checkpoint.CheckpointError) as e:
+        _fail(1, e)
     if jax.process_index() == 0:
         from duality.analysis import curves
         print(f"training curves: {curves.plot_training(workdir)}", flush=True)
@@ -83,8 +119,11 @@ def run_probe(workdir: str, step):
     from duality import probe
 
     if not workdir:
-        raise app.UsageError("--mode=probe needs --workdir=DIR (a trained run)")
-    r = probe.probe_workdir(workdir, step)
+        _fail(BAD_INPUT, "--mode=probe needs --workdir=DIR (a trained run)")
+    try:
+        r = probe.probe_workdir(workdir, step)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(BAD_INPUT, e)
     print(f"probe of {workdir} at step {r['step']} ({r['data']}: {r['train_examples']} train / "
           f"{r['test_examples']} test images, {r['feature_dim']}-d frozen representation)")
     print(probe.format_report(r))
@@ -95,8 +134,11 @@ def run_analyze(workdir: str, step, samples: int):
     from duality.analysis import embedding
 
     if not workdir:
-        raise app.UsageError("--mode=analyze needs --workdir=DIR (a trained run)")
-    r = embedding.analyze_workdir(workdir, step, samples)
+        _fail(BAD_INPUT, "--mode=analyze needs --workdir=DIR (a trained run)")
+    try:
+        r = embedding.analyze_workdir(workdir, step, samples)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(BAD_INPUT, e)
     print(f"analysis of {workdir} ({r['method']} on {r['data']}) at step {r['step']}, {r['samples']} test images:")
     print(embedding.format_report(r))
     print(f"written: {os.path.join(workdir, 'analysis_step%d.json' % r['step'])} and {r.get('plot', '')}")
@@ -104,8 +146,17 @@ def run_analyze(workdir: str, step, samples: int):
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        _fail(BAD_INPUT, f"unexpected arguments: {argv[1:]} (flags are written --name=value)")
     logging.set_verbosity(logging.WARNING)  # jax logs every backend it probes at INFO
+    from duality import distributed
+
+    try:
+        how = distributed.initialize(FLAGS.distributed, FLAGS.coordinator_address, FLAGS.num_processes,
+                                     FLAGS.process_id)
+    except ValueError as e:
+        _fail(BAD_INPUT, e)
+    if how != "single process":
+        print(how, flush=True)
     if FLAGS.mode == "probe":
         return run_probe(FLAGS.workdir, FLAGS.step)
     if FLAGS.mode == "analyze":
@@ -118,4 +169,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)

@@ -9,9 +9,11 @@ One data-parallel step, `jax.jit` + `jax.shard_map` over a 1-D mesh axis
   grads  = pmean(d loss / d per-device params)    exact: see losses/collectives.py
   params = optax update; EMA target; queue; centre; online probe
 
-A step whose loss or gradient is not finite is skipped (state unchanged,
-counted in `skipped`), so no non-finite state can reach a checkpoint; more
-than `train.max_skipped` such steps stop the run with an error.
+A step whose loss, gradient or new state is not finite is never applied
+(the state is kept, `skipped` counts it), so no non-finite state can reach a
+checkpoint. The run then stops with an error naming the step and every loss
+term (`train.nonfinite="stop"`, the default), or goes on (`"skip"`) until
+more than `train.max_skipped` steps were skipped.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from duality import checkpoint, data, losses, methods, models, optim, probe
+from duality import checkpoint, data, distributed, losses, methods, models, optim, probe
 from duality.data import augment as aug
 from duality.metrics import Progress, Writer
 
@@ -194,6 +196,7 @@ class Trainer:
         metrics["lr"] = self.schedule(state.step - state.skipped)  # the optimiser counts applied updates only
         finite = (jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"]) & jnp.isfinite(metrics["probe_loss"])
                   & jnp.isfinite(optax.tree.norm(params)) & jnp.isfinite(optax.tree.norm(batch_stats)))
+        metrics["finite"] = finite
         new = TrainState(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state,
                          method=method_state, probe_params=probe_params, probe_opt_state=probe_opt_state,
                          rng=state.rng, skipped=state.skipped)
@@ -217,70 +220,139 @@ class Trainer:
         return pretrained.Encoder(self.config, params, batch_stats).encode(arrays["image"], batch)["h"]
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       stop_at: int | None = None) -> tuple[Trainer, TrainState]:
+def prepare(config: ml_collections.ConfigDict, workdir: str) -> tuple[Trainer, bool]:
+    """Every check of the inputs, before anything is written: the trainer and whether the run resumes.
+
+    Raises ValueError / OSError naming the problem and the fix (an unknown
+    method, data set or model, a batch the devices cannot split, missing data,
+    an unwritable workdir, a resume with an incompatible config); the CLI maps
+    these to exit code 2.
+    """
+    if not workdir:
+        raise ValueError("pretraining needs --workdir=DIR (checkpoints, metrics and results are written there)")
+    checkpoint.check_writable(workdir)
+    if config.train.get("nonfinite", "stop") not in ("stop", "skip"):
+        raise ValueError(f"train.nonfinite={config.train.nonfinite!r}: choose 'stop' or 'skip'")
+    trainer = Trainer(config)
+    resuming = checkpoint.has_checkpoint(workdir)
+    checkpoint.check_config(workdir, config.to_dict(), resuming, write=False)
+    return trainer, resuming
+
+
+def _say(*args):
+    if jax.process_index() == 0:
+        print(*args, flush=True)
+
+
+def _check_finite(config, step: int, m: dict, skipped_in_run: int, workdir: str, latest) -> bool:
+    """Handle a step whose loss, gradient or new state was not finite (its update was not applied).
+
+    Returns whether the step was skipped; raises FloatingPointError when the
+    config says stop (the default) or too many steps were skipped.
+    """
+    if m["finite"]:
+        return False
+    terms = ", ".join(f"{k}={float(v):.4g}" for k, v in m.items() if k not in ("finite", "lr"))
+    saved = f"the newest checkpoint (step {latest}) holds the last good state" if latest is not None else \
+        "no checkpoint was written"
+    if config.train.get("nonfinite", "stop") == "stop":
+        raise FloatingPointError(
+            f"step {step}: non-finite loss, gradient or state ({terms}). The update was not applied and nothing "
+            f"after it was saved: {saved} in {workdir}. Lower optim.base_lr, change the method's hyperparameters, "
+            f"or set --config.train.nonfinite=skip to skip such steps (at most train.max_skipped).")
+    _say(f"warning: step {step} skipped: non-finite loss, gradient or state ({terms})")
+    if skipped_in_run > config.train.max_skipped:
+        raise FloatingPointError(
+            f"{skipped_in_run} steps of this run had a non-finite loss, gradient or state (limit "
+            f"train.max_skipped={config.train.max_skipped}), the last at step {step} ({terms}); none was applied, "
+            f"so every checkpoint in {workdir} is finite. Lower optim.base_lr or change the method's "
+            f"hyperparameters in a new --workdir.")
+    return True
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at: int | None = None,
+                       prepared: tuple[Trainer, bool] | None = None) -> tuple[Trainer, TrainState]:
     """Pretrain (resuming from `workdir` if it holds a checkpoint); return the trainer and final state.
 
     `stop_at`: stop after that step as a preemption would (checkpoint saved;
     the schedule still spans the full run, so resuming continues it exactly).
+    `prepared`: what `prepare(config, workdir)` returned, when the caller ran it.
+
+    Every step's metrics are fetched one step late (while the next step runs,
+    so the device never waits for the host): a non-finite step is named
+    exactly, and each checkpoint is written only after every step before it
+    was checked.
     """
-    trainer = Trainer(config)
+    trainer, resuming = prepared or prepare(config, workdir)
     ckpt = checkpoint.Checkpointer(workdir, config.train.checkpoint_every, config.train.keep_checkpoints)
-    checkpoint.check_config(workdir, config.to_dict(), resuming=ckpt.latest_step() is not None)
-    writer = Writer(workdir)
-    if ckpt.latest_step() is not None:
+    if resuming:
         state = ckpt.restore(trainer.abstract_state())
-        print(f"resumed from {workdir} at step {int(state.step)}", flush=True)
+        _say(f"resumed from {workdir} at step {int(state.step)}")
     else:
         state = trainer.init_state(config.seed)
+    checkpoint.check_config(workdir, config.to_dict(), resuming)
+    writer = Writer(workdir)
     step = int(state.step)
     total = trainer.total_steps
     progress = Progress(total, trainer.global_batch, step)
     log_every = config.train.log_every
-    print(f"training {config.method.name} / {config.model.encoder} on {config.data.name}: {total} steps of "
-          f"{trainer.global_batch} images on {jax.device_count()} {jax.default_backend()} device(s)", flush=True)
+    _say(f"training {config.method.name} / {config.model.encoder} on {config.data.name}: {total} steps of "
+         f"{trainer.global_batch} images on {jax.device_count()} {jax.default_backend()} device(s)"
+         + (f" in {jax.process_count()} processes" if jax.process_count() > 1 else ""))
     ckpt.install_signal_handlers()
-    skipped_seen = skipped_at_start = int(state.skipped)
-    t_start, start_step, last = time.perf_counter(), step, {}
+    skipped_at_start = int(state.skipped)
+    skipped_in_run = 0
+    t_start, start_step, last, pending = time.perf_counter(), step, {}, None
+
+    def settle():
+        """Fetch, check and log the metrics of the newest step not yet looked at."""
+        nonlocal pending, last, skipped_in_run
+        if pending is None:
+            return
+        s, m = pending
+        pending = None
+        m = jax.device_get(m)
+        skipped_in_run += int(not m["finite"])
+        _check_finite(config, s, m, skipped_in_run, workdir, ckpt.latest_step())
+        m = {k: v for k, v in m.items() if k != "finite"}
+        if s % log_every == 0 or s == total or s == 1:
+            last = m
+            writer.write(s, m)
+            _say(progress.line(s, m))
+
+    failed = True
     try:
         while step < total:
             state, metrics = trainer.step_fn(state, trainer.device_batch(trainer.data.train.batch(step)))
             step += 1
-            if step % log_every == 0 or step == total or step == 1:
-                m = jax.device_get(metrics)
-                last = m
-                writer.write(step, m)
-                print(progress.line(step, m), flush=True)
-                skipped = int(state.skipped)
-                if skipped > skipped_seen:
-                    print(f"warning: {skipped - skipped_seen} step(s) with non-finite loss or gradient were "
-                          f"skipped (total {skipped})", flush=True)
-                    skipped_seen = skipped
-                if skipped - skipped_at_start > config.train.max_skipped:
-                    raise FloatingPointError(
-                        f"{skipped - skipped_at_start} steps of this run had a non-finite loss, gradient or state "
-                        f"(limit train.max_skipped={config.train.max_skipped}); they were not applied, so every "
-                        f"checkpoint in {workdir} is finite. Lower optim.base_lr or change the method's "
-                        f"hyperparameters in a new --workdir.")
-            ckpt.save(step, state)
-            if stop_at is not None and step >= stop_at and step < total:
-                ckpt.save(step, state, force=True)
-                print(f"stopped at step {step} (stop_at); re-run to resume", flush=True)
+            settle()  # the previous step's metrics: ready, or nearly, by now
+            pending = (step, metrics)
+            stop = stop_at is not None and step >= stop_at and step < total
+            interrupted = distributed.any_process(ckpt.interrupted is not None)
+            if step == total or stop or interrupted or (ckpt.every > 0 and step % ckpt.every == 0):
+                settle()  # nothing is saved before its steps were checked
+                ckpt.save(step, state, force=step == total or stop or interrupted)
+            if stop:
+                _say(f"stopped at step {step} (stop_at); re-run to resume")
                 break
-            if ckpt.interrupted is not None:
-                ckpt.save(step, state, force=True)
-                print(f"interrupted by signal {ckpt.interrupted} at step {step}: checkpoint saved in {workdir}; "
-                      f"re-run the same command to resume", flush=True)
+            if interrupted:
+                _say(f"interrupted by signal {ckpt.interrupted or 'on another process'} at step {step}: checkpoint "
+                     f"saved in {workdir}; re-run the same command to resume")
                 break
-        else:
-            ckpt.save(step, state, force=True)
+        settle()
+        failed = False
     finally:
         ckpt.restore_signal_handlers()
-        ckpt.close()
+        try:
+            ckpt.close()
+        except checkpoint.CheckpointError:
+            if not failed:
+                raise
         writer.close()
     elapsed = time.perf_counter() - t_start
     rate = (step - start_step) * trainer.global_batch / max(elapsed, 1e-9)
     summary = " ".join(f"{k}={float(v):.4g}" for k, v in last.items())
-    print(f"done: step {step}/{total}, {step - start_step} steps in {elapsed:.0f} s ({rate:,.0f} img/s "
-          f"including compilation); skipped {int(state.skipped)}; last metrics: {summary}", flush=True)
+    _say(f"done: step {step}/{total}, {step - start_step} steps in {elapsed:.0f} s ({rate:,.0f} img/s including "
+         f"compilation); skipped {int(state.skipped)} ({int(state.skipped) - skipped_at_start} in this run); last "
+         f"metrics: {summary}")
     return trainer, state

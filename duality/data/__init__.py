@@ -55,7 +55,8 @@ def build(cfg, global_batch: int, seed: int) -> Data:
         _check_shape(cfg, pretrain["image"].shape[1:])
         # This host's shard only: the host batch comes from it, with a per-host seed.
         host_batch = global_batch // jax.process_count()
-        source = pipeline.InMemory(pretrain, host_batch, seed + 7919 * jax.process_index())
+        source = pipeline.InMemory(pretrain, host_batch, seed + 7919 * jax.process_index(),
+                                   chunks=jax.local_device_count())
         return Data(train=source, train_arrays=train, test_arrays=test)
     elif tfds_stream.base_name(cfg.name) in tfds_stream.SPECS:
         return _stream(cfg, global_batch, seed)
@@ -72,7 +73,8 @@ def build(cfg, global_batch: int, seed: int) -> Data:
         train = {k: v[: cfg.train_subset] for k, v in train.items()}
         test = {k: v[: max(cfg.train_subset // 6, 1)] for k, v in test.items()}
     _check_shape(cfg, train["image"].shape[1:])
-    source = pipeline.InMemory(train, global_batch, seed, jax.process_index(), jax.process_count())
+    source = pipeline.InMemory(train, global_batch, seed, jax.process_index(), jax.process_count(),
+                               chunks=jax.local_device_count())
     return Data(train=source, train_arrays=train, test_arrays=test)
 
 
