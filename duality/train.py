@@ -234,6 +234,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> tuple[Trainer, b
     if config.train.get("nonfinite", "stop") not in ("stop", "skip"):
         raise ValueError(f"train.nonfinite={config.train.nonfinite!r}: choose 'stop' or 'skip'")
     trainer = Trainer(config)
+    trainer.abstract_state()  # traces the model's init: an unknown encoder or a bad shape fails here
     resuming = checkpoint.has_checkpoint(workdir)
     checkpoint.check_config(workdir, config.to_dict(), resuming, write=False)
     return trainer, resuming
@@ -253,14 +254,17 @@ def _check_finite(config, step: int, m: dict, skipped_in_run: int, workdir: str,
     if m["finite"]:
         return False
     terms = ", ".join(f"{k}={float(v):.4g}" for k, v in m.items() if k not in ("finite", "lr"))
+    what = [n for n, k in (("loss", "loss"), ("gradient", "grad_norm"), ("online probe", "probe_loss"))
+            if not np.isfinite(m[k])] or ["updated parameters or BatchNorm statistics"]
+    terms = f"non-finite {' and '.join(what)}; {terms}"
     saved = f"the newest checkpoint (step {latest}) holds the last good state" if latest is not None else \
         "no checkpoint was written"
     if config.train.get("nonfinite", "stop") == "stop":
         raise FloatingPointError(
-            f"step {step}: non-finite loss, gradient or state ({terms}). The update was not applied and nothing "
+            f"step {step}: {terms}. The update was not applied and nothing "
             f"after it was saved: {saved} in {workdir}. Lower optim.base_lr, change the method's hyperparameters, "
             f"or set --config.train.nonfinite=skip to skip such steps (at most train.max_skipped).")
-    _say(f"warning: step {step} skipped: non-finite loss, gradient or state ({terms})")
+    _say(f"warning: step {step} skipped: {terms}")
     if skipped_in_run > config.train.max_skipped:
         raise FloatingPointError(
             f"{skipped_in_run} steps of this run had a non-finite loss, gradient or state (limit "

@@ -1,22 +1,16 @@
-"""The trainer on 8 fake devices: one step of every method, exact resume,
-interruption by SIGTERM, and bad configs that fail before writing anything."""
-import os
-import signal
-import subprocess
-import sys
-import time
+"""The trainer on 8 fake devices: one step of every method, exact resume, and
+bad configs that fail before writing anything (faults: test_faults.py)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from duality import checkpoint, train
+from duality import train
 from tests.test_pipeline import needs_fmnist
 from tests.train_configs import METHODS, tiny
 
 pytestmark = needs_fmnist
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -100,37 +94,6 @@ def test_unknown_config_field_is_an_error():
     cfg.lock()  # as --config.x=... overrides see it
     with pytest.raises(AttributeError, match="bach"):
         cfg.data.global_bach = 4
-
-
-def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
-    workdir = str(tmp_path / "run")
-    cmd = [sys.executable, "-m", "duality.main", "--config=configs/vicreg.py:fashion_mnist", f"--workdir={workdir}",
-           "--config.data.train_subset=256", "--config.data.global_batch=16", "--config.model.widths=(8, 16)",
-           "--config.model.projector=32-16", "--config.train.steps=100000", "--config.train.log_every=1",
-           "--config.train.checkpoint_every=0", "--config.eval.linear_probe=False"]
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out, t0 = [], time.time()
-    while time.time() - t0 < 120:
-        line = proc.stdout.readline()
-        out.append(line)
-        if line.startswith("step 3/"):
-            break
-    proc.send_signal(signal.SIGTERM)
-    rest, _ = proc.communicate(timeout=120)
-    text = "".join(out) + rest
-    assert proc.returncode == 0, text
-    assert "interrupted by signal 15" in text, text
-    ckpt = checkpoint.Checkpointer(workdir, every=0, keep=3)
-    step = ckpt.latest_step()
-    assert step is not None and step >= 3
-    cfg = tiny("vicreg")
-    cfg.model.projector = "32-16"
-    t = train.Trainer(cfg)
-    restored = ckpt.restore(t.abstract_state())
-    assert int(restored.step) == step
-    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(restored.params))
-    ckpt.close()
 
 
 @pytest.mark.parametrize("method", ["swav", "dino"])

@@ -1,0 +1,255 @@
+"""Injected faults: each one is survived with nothing lost.
+
+kill -9 at random steps, SIGTERM, an unreadable newest checkpoint, a
+non-finite step, an unwritable workdir and a failing save; and the bad-input
+catalogue of the CLI (exit code 2, a message naming problem and fix, nothing
+written). The subprocess runs use 2 fake CPU devices and a tiny model.
+"""
+import errno
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from duality import checkpoint, train
+from tests.test_pipeline import needs_fmnist
+from tests.train_configs import tiny
+
+pytestmark = needs_fmnist
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--config.data.train_subset=256", "--config.data.global_batch=16", "--config.model.widths=(8, 16)",
+        "--config.model.projector=32-16", "--config.train.log_every=1", "--config.train.checkpoint_every=1",
+        "--config.optim.warmup_steps=1", "--config.eval.linear_probe=False"]
+
+
+def _cmd(workdir, *extra, config="configs/vicreg.py:fashion_mnist"):
+    return [sys.executable, "-m", "duality.main", f"--config={config}", f"--workdir={workdir}", *TINY, *extra]
+
+
+def _env(devices=2):
+    return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+
+
+def _run(cmd, timeout=300):
+    return subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def _start(cmd):
+    return subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _read_until(proc, prefix, timeout=180):
+    out, t0 = [], time.time()
+    while time.time() - t0 < timeout:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        out.append(line)
+        if line.startswith(prefix):
+            return "".join(out)
+    raise AssertionError(f"never saw {prefix!r}:\n" + "".join(out))
+
+
+def _restore(workdir, step=None, projector="32-16"):
+    cfg = tiny("vicreg")
+    cfg.model.projector = projector
+    ckpt = checkpoint.Checkpointer(workdir, every=0, keep=3)
+    try:
+        state = ckpt.restore(train.Trainer(cfg).abstract_state(), step)
+    finally:
+        ckpt.close()
+    return jax.tree.map(np.asarray, jax.device_get(state))
+
+
+def _assert_same_params(a, b):
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_kill_9_at_random_steps_then_resume_equals_an_uninterrupted_run(tmp_path):
+    steps = 10
+    straight = _run(_cmd(tmp_path / "straight", f"--config.train.steps={steps}"))
+    assert straight.returncode == 0, straight.stdout + straight.stderr
+    workdir = tmp_path / "killed"
+    cmd = _cmd(workdir, f"--config.train.steps={steps}")
+    kills = sorted(np.random.default_rng(0).choice(np.arange(2, steps), size=3, replace=False))
+    resumed_at = []
+    for k in kills:  # three kills, each at a later step, each followed by a restart
+        proc = _start(cmd)
+        text = _read_until(proc, f"step {k}/")
+        proc.kill()  # SIGKILL: no handler runs, an asynchronous save may be half written
+        proc.wait(timeout=60)
+        if "resumed from" in text:
+            resumed_at.append(int(text.split("resumed from")[1].split("at step ")[1].split()[0]))
+    final = _run(cmd)
+    assert final.returncode == 0, final.stdout + final.stderr
+    assert "resumed from" in final.stdout and f"done: step {steps}/{steps}" in final.stdout
+    assert len(resumed_at) == len(kills) - 1  # every restart after the first kill found a checkpoint
+    a, b = _restore(str(tmp_path / "straight")), _restore(str(workdir))
+    assert int(a.step) == int(b.step) == steps
+    _assert_same_params(a, b)
+    for x, y in zip(jax.tree.leaves(a.opt_state), jax.tree.leaves(b.opt_state)):  # momentum too
+        np.testing.assert_array_equal(x, y)
+    lines = [json.loads(x)["step"] for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1] == steps and sorted(set(lines)) == list(range(1, steps + 1))  # replayed steps, none missing
+
+
+def test_sigterm_saves_within_seconds_exits_0_and_the_next_start_continues(tmp_path):
+    workdir = tmp_path / "run"
+    proc = _start(_cmd(workdir, "--config.train.steps=100000", "--config.train.checkpoint_every=0"))
+    _read_until(proc, "step 3/")
+    t0 = time.time()
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=120)
+    seconds = time.time() - t0
+    assert proc.returncode == 0, rest
+    assert "interrupted by signal 15" in rest, rest
+    saved = checkpoint.Checkpointer(str(workdir), every=0, keep=3)
+    step = saved.latest_step()
+    saved.close()
+    assert step is not None and step >= 3 and seconds < 60
+    again = _run(_cmd(workdir, f"--config.train.steps={step + 2}", "--config.train.checkpoint_every=0"))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"resumed from {workdir} at step {step}" in again.stdout
+    assert f"step {step + 1}/{step + 2}" in again.stdout and f"done: step {step + 2}/" in again.stdout
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_an_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path, capsys, damage):
+    cfg = tiny("vicreg", steps=3)
+    train.train_and_evaluate(cfg, str(tmp_path))
+    newest = tmp_path / "checkpoints" / "3"
+    files = sorted((p for p in newest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    if damage == "truncate":  # the largest file (array data) cut in half
+        data = files[-1].read_bytes()
+        files[-1].write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":  # every file overwritten with noise of the same size
+        for f in files:
+            f.write_bytes(np.random.default_rng(0).integers(0, 256, f.stat().st_size, dtype=np.uint8).tobytes())
+    else:  # the directory emptied, as a lost volume might leave it
+        for f in files:
+            f.unlink()
+    capsys.readouterr()
+    cfg.train.steps = 4
+    _, state = train.train_and_evaluate(cfg, str(tmp_path))
+    out = capsys.readouterr().out
+    assert "the checkpoint of step 3 could not be restored" in out and "resumed from" in out
+    assert f"{tmp_path}/checkpoints/2" not in out and "at step 2" in out
+    assert int(state.step) == 4
+    assert (tmp_path / "checkpoints.corrupt" / "3").is_dir()  # kept for inspection, out of the way
+    ref = tiny("vicreg", steps=4)  # the fallback run equals a run that was never damaged
+    _, straight = train.train_and_evaluate(ref, str(tmp_path / "straight"))
+    for x, y in zip(jax.tree.leaves(jax.device_get(state.params)), jax.tree.leaves(jax.device_get(straight.params))):
+        np.testing.assert_array_equal(x, y)
+
+
+def _blow_up(cfg):
+    cfg.optim.base_lr = 1e35  # step 1 has lr 0 (warm-up); step 2's update overflows to inf
+    return cfg
+
+
+def test_a_non_finite_step_stops_the_run_naming_it_and_keeps_the_last_good_checkpoint(tmp_path):
+    cfg = _blow_up(tiny("vicreg", steps=4))
+    with pytest.raises(FloatingPointError, match=r"step 2: non-finite updated parameters.*cov=.*inv=.*var=.*newest checkpoint \(step 1\)"):
+        train.train_and_evaluate(cfg, str(tmp_path))
+    ck = checkpoint.Checkpointer(str(tmp_path), every=0, keep=3)
+    assert list(ck.manager.all_steps()) == [1]
+    ck.close()
+    state = _restore(str(tmp_path), projector=cfg.model.projector)
+    assert int(state.step) == 1 and all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
+
+
+def test_skip_mode_skips_non_finite_steps_up_to_the_limit(tmp_path, capsys):
+    cfg = _blow_up(tiny("vicreg", steps=5))
+    cfg.train.nonfinite = "skip"
+    cfg.train.max_skipped = 2
+    with pytest.raises(FloatingPointError, match=r"3 steps of this run .* the last at step 4"):
+        train.train_and_evaluate(cfg, str(tmp_path))
+    out = capsys.readouterr().out
+    assert "warning: step 2 skipped" in out and "warning: step 3 skipped" in out
+    ck = checkpoint.Checkpointer(str(tmp_path), every=0, keep=5)
+    steps = ck.manager.all_steps()
+    ck.close()
+    assert list(steps) == [1, 2, 3]  # skipped steps leave the state as it was: finite, and saved
+    state = _restore(str(tmp_path))
+    assert int(state.skipped) == 2 and all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
+
+
+def test_a_failing_save_is_a_clear_error_and_the_previous_checkpoint_survives(tmp_path, monkeypatch):
+    real, calls = ocp.CheckpointManager.save, []
+
+    def flaky(self, step, *a, **k):
+        calls.append(step)
+        if step == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, step, *a, **k)
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", flaky)
+    with pytest.raises(checkpoint.CheckpointError, match=r"step 2 .*No space left.*previous checkpoint \(step 1\) is intact"):
+        train.train_and_evaluate(tiny("vicreg", steps=3), str(tmp_path))
+    monkeypatch.setattr(ocp.CheckpointManager, "save", real)
+    state = _restore(str(tmp_path))
+    assert int(state.step) == 1 and all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
+    _, resumed = train.train_and_evaluate(tiny("vicreg", steps=3), str(tmp_path))  # and the run goes on from it
+    assert int(resumed.step) == 3
+
+
+def test_an_unwritable_workdir_is_refused_before_anything_runs(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(NotADirectoryError, match="is a file, not a directory"):
+        train.train_and_evaluate(tiny("vicreg", steps=1), str(blocker / "run"))
+    if os.geteuid() != 0:  # root may write anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        with pytest.raises(PermissionError, match="not writable"):
+            train.train_and_evaluate(tiny("vicreg", steps=1), str(ro / "run"))
+
+
+# ------------------------------------------------------------- bad input, CLI
+
+def _tree(path):
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else None
+
+
+BAD = {
+    "unknown method": (["--config.method.name=vicregg"], "not a registered loss.*vicreg"),
+    "unknown data set": (["--config.data.name=mnist"], "choose one of.*fashion_mnist"),
+    "unknown model": (["--config.model.encoder=resnet19"], "unknown encoder 'resnet19'.*resnet18"),
+    "wrong type in an override": (["--config.data.global_batch=sixteen"], "global_batch"),
+    "misspelt field": (["--config.data.global_bach=16"], "global_bach"),
+    "batch not divisible by devices": (["--config.data.global_batch=15"], "not divisible by the 2 devices"),
+    "missing data set": (["--config.data.data_dir=/nonexistent"], "apt-get install dataset-fashion-mnist"),
+    "unwritable workdir": (None, "is a file, not a directory"),
+    "incompatible resume": (["--config.model.projector=64-16"], "different model"),
+    "stray argument": (["extra"], "unexpected arguments"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_exits_2_with_the_problem_and_the_fix_and_writes_nothing(tmp_path, case):
+    extra, match = BAD[case]
+    workdir = tmp_path / "run"
+    if case == "unwritable workdir":
+        workdir.write_text("a file")
+        extra, workdir = [], workdir / "sub"
+    if case == "incompatible resume":
+        first = _run(_cmd(workdir, "--config.train.steps=1"))
+        assert first.returncode == 0, first.stdout + first.stderr
+    before = _tree(workdir)
+    config_json = (workdir / "config.json").read_bytes() if before else None
+    r = _run(_cmd(workdir, "--config.train.steps=1", *extra))
+    assert r.returncode == 2, (case, r.stdout, r.stderr)
+    assert re.search(match, r.stderr, re.S), (case, r.stderr)
+    assert "Traceback" not in r.stderr
+    assert _tree(workdir) == before  # nothing created, nothing overwritten
+    if config_json is not None:
+        assert (workdir / "config.json").read_bytes() == config_json
