@@ -1,5 +1,6 @@
 """The trainer on 8 fake devices: one step of every method, exact resume, and
 bad configs that fail before writing anything (faults: test_faults.py)."""
+import os
 
 import jax
 import jax.numpy as jnp
