@@ -1,0 +1,78 @@
+"""Multi-host on one machine: 2 processes x 4 CPU devices, joined by JAX's
+distributed runtime on 127.0.0.1 (collectives over gloo), through
+launch/local_multiprocess.sh, train exactly as 1 process x 8 devices with the
+same global batch and seed; a SIGTERM that reaches one process stops both at
+the same step with one checkpoint."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+
+from duality import checkpoint
+from tests.test_faults import ROOT, TINY, _restore
+from tests.test_pipeline import needs_fmnist
+
+pytestmark = needs_fmnist
+SCRIPT = os.path.join(ROOT, "launch", "local_multiprocess.sh")
+
+
+def _main(workdir, *extra):
+    return ["--config=configs/vicreg.py:fashion_mnist", f"--workdir={workdir}", *TINY, *extra]
+
+
+def _multiprocess(tmp_path, workdir, *extra, n=2):
+    env = dict(os.environ, PYTHON=sys.executable, DEVICES_PER_PROCESS="4", LOG_DIR=str(tmp_path / "logs"))
+    return subprocess.Popen(["bash", SCRIPT, str(n), *_main(workdir, *extra)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def test_two_processes_of_four_devices_train_like_one_process_of_eight(tmp_path):
+    steps = 3
+    one = subprocess.run([sys.executable, "-m", "duality.main", *_main(tmp_path / "one", f"--config.train.steps={steps}")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8"))
+    assert one.returncode == 0, one.stdout + one.stderr
+    proc = _multiprocess(tmp_path, tmp_path / "two", f"--config.train.steps={steps}")
+    out, _ = proc.communicate(timeout=300)
+    logs = "".join(p.read_text() for p in (tmp_path / "logs").glob("*.log"))
+    assert proc.returncode == 0, out + logs
+    assert "process 0 of 2 (explicit coordinator" in out and "8 global cpu devices" in out
+    assert "on 8 cpu device(s) in 2 processes" in out and f"done: step {steps}/{steps}" in out
+    assert "step 1/" not in logs  # only process 0 prints progress and writes metrics
+    a, b = _restore(str(tmp_path / "one")), _restore(str(tmp_path / "two"))
+    assert int(a.step) == int(b.step) == steps
+    for x, y in zip(jax.tree.leaves((a.params, a.batch_stats, a.opt_state, a.probe_params)),
+                    jax.tree.leaves((b.params, b.batch_stats, b.opt_state, b.probe_params))):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5)
+    assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == steps
+
+
+def test_sigterm_to_one_process_stops_all_at_the_same_step(tmp_path):
+    workdir = tmp_path / "run"
+    proc = _multiprocess(tmp_path, workdir, "--config.train.steps=100000", "--config.train.checkpoint_every=0")
+    out, t0 = [], time.time()
+    while time.time() - t0 < 240:
+        line = proc.stdout.readline()
+        out.append(line)
+        if line.startswith("step 3/") or (not line and proc.poll() is not None):
+            break
+    children = subprocess.run(["pgrep", "-f", "-g", str(os.getpgid(proc.pid)), "duality.main"],
+                              capture_output=True, text=True).stdout.split()
+    env = {pid: open(f"/proc/{pid}/environ", "rb").read() for pid in children}
+    second = [pid for pid, e in env.items() if b"DUALITY_PROCESS_ID=1" in e]
+    assert len(second) == 1, (children, "".join(out))
+    os.kill(int(second[0]), signal.SIGTERM)  # as a preemption notice that reached one host only
+    rest, _ = proc.communicate(timeout=120)
+    text = "".join(out) + rest
+    assert proc.returncode == 0, text
+    assert "interrupted by signal on another process" in text
+    ckpt = checkpoint.Checkpointer(str(workdir), every=0, keep=3)
+    steps = list(ckpt.manager.all_steps())
+    ckpt.close()
+    assert len(steps) == 1 and steps[0] >= 3, steps  # one checkpoint, written by both processes together
+    state = _restore(str(workdir))
+    assert int(state.step) == steps[0] and all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
