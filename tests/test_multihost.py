@@ -76,3 +76,14 @@ def test_sigterm_to_one_process_stops_all_at_the_same_step(tmp_path):
     assert len(steps) == 1 and steps[0] >= 3, steps  # one checkpoint, written by both processes together
     state = _restore(str(workdir))
     assert int(state.step) == steps[0] and all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
+
+
+def test_launch_scripts_parse_and_refuse_missing_arguments():
+    for name in ("local_multiprocess.sh", "slurm.sbatch", "tpu_pod.sh", "local.sh", "env.sh", "test.sh"):
+        r = subprocess.run(["bash", "-n", os.path.join(ROOT, "launch", name)], capture_output=True, text=True)
+        assert r.returncode == 0, (name, r.stderr)
+    r = subprocess.run(["bash", SCRIPT], capture_output=True, text=True)
+    assert r.returncode == 2 and "usage" in r.stderr
+    r = subprocess.run(["bash", os.path.join(ROOT, "launch", "tpu_pod.sh")], capture_output=True, text=True,
+                       env={k: v for k, v in os.environ.items() if k not in ("TPU_NAME", "ZONE")})
+    assert r.returncode != 0 and "TPU_NAME" in r.stderr
