@@ -33,6 +33,8 @@ import signal
 import jax
 import orbax.checkpoint as ocp
 
+from duality import fileio
+
 # Fields whose change makes an existing checkpoint mean something else, or
 # would make the resumed run differ from an uninterrupted one (the data order
 # depends on the seed, the subset and the batch; the optimiser state's
@@ -53,13 +55,9 @@ class CheckpointError(RuntimeError):
     """A checkpoint could not be written; the previous one is intact."""
 
 
-def _is_remote(path: str) -> bool:
-    return "://" in path
-
-
 def check_writable(workdir: str) -> None:
     """Fail before any work if `workdir` cannot be created or written (creates nothing itself)."""
-    if _is_remote(workdir):  # gs:// and the like: the file system reports its own errors
+    if fileio.is_remote(workdir):  # gs:// and the like: the file system reports its own errors
         return
     path = os.path.abspath(workdir)
     while not os.path.exists(path):
@@ -74,7 +72,7 @@ def check_writable(workdir: str) -> None:
 def has_checkpoint(workdir: str) -> bool:
     """Whether `workdir` holds a finished checkpoint; reads only (a fresh workdir stays uncreated)."""
     directory = os.path.join(workdir, "checkpoints")
-    if not _is_remote(workdir) and not os.path.isdir(directory):
+    if not fileio.is_remote(workdir) and not os.path.isdir(directory):
         return False
     return Checkpointer(workdir, every=0, keep=1).latest_step() is not None
 
@@ -86,9 +84,8 @@ def check_config(workdir: str, cfg_dict: dict, resuming: bool, write: bool = Tru
     """
     path = os.path.join(workdir, "config.json")
     cfg_dict = json.loads(json.dumps(cfg_dict))  # as stored: tuples become lists
-    if resuming and os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
+    if resuming and fileio.exists(path):
+        old = json.loads(fileio.read_text(path))
         # A field the stored config lacks was added to the code after that run started: not a change.
         changed = [k for k in IDENTITY_FIELDS if _get(old, k) is not _MISSING and _get(old, k) != _get(cfg_dict, k)]
         if changed:
@@ -97,18 +94,14 @@ def check_config(workdir: str, cfg_dict: dict, resuming: bool, write: bool = Tru
                 f"{workdir} holds a run with a different {', '.join(changed)} ({details}). Resuming would load "
                 f"a checkpoint that does not match; use a new --workdir, or restore the original values.")
     if write and jax.process_index() == 0:
-        os.makedirs(workdir, exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(cfg_dict, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
+        fileio.write_text(path, json.dumps(cfg_dict, indent=2, sort_keys=True))
 
 
 class Checkpointer:
     def __init__(self, workdir: str, every: int, keep: int):
         self.every = every
         self.directory = os.path.join(workdir, "checkpoints")
-        if not _is_remote(workdir):
+        if not fileio.is_remote(workdir):
             self.directory = os.path.abspath(self.directory)
         self.manager = ocp.CheckpointManager(
             self.directory,

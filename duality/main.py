@@ -111,8 +111,10 @@ def run_pretraining(cfg, workdir: str):
     for name, r in results.items():
         print(f"  {name:<12} top-1 {r['top1']:6.2f}%   top-5 {r['top5']:6.2f}%")
     if jax.process_index() == 0:
-        with open(os.path.join(workdir, "linear_probe.json"), "w") as f:
-            json.dump({"step": int(state.step), **results}, f, indent=2)
+        from duality import fileio
+
+        fileio.write_text(os.path.join(workdir, "linear_probe.json"),
+                          json.dumps({"step": int(state.step), **results}, indent=2))
 
 
 def run_probe(workdir: str, step):

@@ -8,23 +8,48 @@ import time
 import jax
 from clu import metric_writers
 
+from duality import fileio
+
 
 class Writer:
-    """clu's TensorBoard writer plus one JSON line per write in workdir/metrics.jsonl (process 0 only)."""
+    """clu's TensorBoard writer plus one JSON line per write in workdir/metrics.jsonl (process 0 only).
 
-    def __init__(self, workdir: str):
+    A local metrics.jsonl is appended to line by line. Object stores (gs://)
+    cannot append, so there the file is rewritten whole, at most every
+    `remote_every` seconds and at close.
+    """
+
+    def __init__(self, workdir: str, remote_every: float = 60.0):
         self.main = jax.process_index() == 0
         self.tb = metric_writers.create_default_writer(workdir, just_logging=not self.main, asynchronous=True)
         self.path = os.path.join(workdir, "metrics.jsonl")
+        self.remote = fileio.is_remote(workdir)
+        self.remote_every, self._flushed = remote_every, time.monotonic()
+        self._lines = []
+        if self.main and self.remote and fileio.exists(self.path):  # a resumed run keeps the earlier lines
+            self._lines = [line for line in fileio.read_text(self.path).splitlines() if line.strip()]
 
     def write(self, step: int, scalars: dict):
         scalars = {k: float(v) for k, v in scalars.items()}
         self.tb.write_scalars(step, scalars)
-        if self.main:
+        if not self.main:
+            return
+        line = json.dumps({"step": int(step), **scalars})
+        if not self.remote:
             with open(self.path, "a") as f:
-                f.write(json.dumps({"step": int(step), **scalars}) + "\n")
+                f.write(line + "\n")
+            return
+        self._lines.append(line)
+        if time.monotonic() - self._flushed >= self.remote_every:
+            self._flush()
+
+    def _flush(self):
+        fileio.write_text(self.path, "".join(line + "\n" for line in self._lines))
+        self._flushed = time.monotonic()
 
     def close(self):
+        if self.main and self.remote:
+            self._flush()
         self.tb.flush()
         self.tb.close()
 

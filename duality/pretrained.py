@@ -78,10 +78,11 @@ def restore(workdir: str, step: int | None = None, sharding=None) -> tuple[dict,
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
     path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
+    from duality import fileio
+
+    if not fileio.exists(path):
         raise FileNotFoundError(f"{path} is missing: is {workdir} a duality workdir?")
-    with open(path) as f:
-        return ml_collections.ConfigDict(json.load(f))
+    return ml_collections.ConfigDict(json.loads(fileio.read_text(path)))
 
 
 class Encoder:

@@ -9,9 +9,10 @@ PANELS = (("loss", "loss"), ("probe_top1", "online probe top-1"), ("z_std", "emb
 
 
 def read_metrics(workdir: str) -> list[dict]:
-    path = os.path.join(workdir, "metrics.jsonl")
-    with open(path) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+    from duality import fileio
+
+    text = fileio.read_text(os.path.join(workdir, "metrics.jsonl"))
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     # A resumed run re-logs steps after its last checkpoint: keep the newest line per step.
     return sorted({r["step"]: r for r in rows}.values(), key=lambda r: r["step"])
 
@@ -30,6 +31,8 @@ def plot_training(workdir: str, out: str | None = None) -> str:
         ax.set(title=title, xlabel="step")
     fig.suptitle(os.path.basename(os.path.normpath(workdir)))
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    from duality import fileio
+
+    fileio.save_figure(fig, out, dpi=110)
     plt.close(fig)
     return out

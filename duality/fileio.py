@@ -1,0 +1,72 @@
+"""The workdir's small files (config.json, metrics.jsonl, results, plots) on a
+local disk or on any file system TensorFlow knows (gs://, s3:// with its
+plugin; ram:// in the tests). Orbax writes the checkpoints itself.
+
+Local paths use Python's own file functions, so TensorFlow is imported only
+for a remote workdir.
+"""
+from __future__ import annotations
+
+import os
+
+
+def is_remote(path) -> bool:
+    return "://" in str(path)
+
+
+def _gfile():
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+def exists(path: str) -> bool:
+    return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
+
+
+def makedirs(path: str) -> None:
+    if is_remote(path):
+        _gfile().makedirs(path)
+    else:
+        os.makedirs(path, exist_ok=True)
+
+
+def read_text(path: str) -> str:
+    if is_remote(path):
+        with _gfile().GFile(path, "r") as f:
+            return f.read()
+    with open(path) as f:
+        return f.read()
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Write `path` whole: a reader sees the old file or the new one, never half of one."""
+    d = os.path.dirname(path)
+    if d:
+        makedirs(d)
+    tmp = path + ".tmp"
+    if is_remote(path):
+        gf = _gfile()
+        with gf.GFile(tmp, "wb") as f:
+            f.write(data)
+        gf.rename(tmp, path, overwrite=True)
+    else:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+
+
+def write_text(path: str, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
+def save_figure(fig, path: str, **kwargs) -> None:
+    """matplotlib's savefig, to a local or remote path."""
+    if is_remote(path):
+        import io
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format=os.path.splitext(path)[1][1:] or "png", **kwargs)
+        write_bytes(path, buf.getvalue())
+    else:
+        fig.savefig(path, **kwargs)
