@@ -74,7 +74,11 @@ def has_checkpoint(workdir: str) -> bool:
     directory = os.path.join(workdir, "checkpoints")
     if not fileio.is_remote(workdir) and not os.path.isdir(directory):
         return False
-    return Checkpointer(workdir, every=0, keep=1).latest_step() is not None
+    ckpt = Checkpointer(workdir, every=0, keep=1)
+    try:
+        return ckpt.latest_step() is not None
+    finally:
+        ckpt.manager.close()
 
 
 def check_config(workdir: str, cfg_dict: dict, resuming: bool, write: bool = True) -> None:

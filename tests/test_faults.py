@@ -92,7 +92,7 @@ def test_kill_9_at_random_steps_then_resume_equals_an_uninterrupted_run(tmp_path
     final = _run(cmd)
     assert final.returncode == 0, final.stdout + final.stderr
     assert "resumed from" in final.stdout and f"done: step {steps}/{steps}" in final.stdout
-    assert len(resumed_at) == len(kills) - 1  # every restart after the first kill found a checkpoint
+    assert resumed_at and resumed_at == sorted(resumed_at)  # restarts found checkpoints, never going back
     a, b = _restore(str(tmp_path / "straight")), _restore(str(workdir))
     assert int(a.step) == int(b.step) == steps
     _assert_same_params(a, b)
