@@ -74,7 +74,7 @@ def has_checkpoint(workdir: str) -> bool:
     directory = os.path.join(workdir, "checkpoints")
     if not fileio.is_remote(workdir) and not os.path.isdir(directory):
         return False
-    ckpt = Checkpointer(workdir, every=0, keep=1)
+    ckpt = Checkpointer(workdir, every=0, keep=None)  # keep=None: a read never prunes
     try:
         return ckpt.latest_step() is not None
     finally:
