@@ -74,7 +74,9 @@ def has_checkpoint(workdir: str) -> bool:
     directory = os.path.join(workdir, "checkpoints")
     if not fileio.is_remote(workdir) and not os.path.isdir(directory):
         return False
-    ckpt = Checkpointer(workdir, every=0, keep=None)  # keep=None: a read never prunes
+    # Read-only: no pruning and no clean-up of an interrupted save's temporary
+    # directory, which the training run's own manager does (two clean-ups race).
+    ckpt = Checkpointer(workdir, every=0, keep=None, read_only=True)
     try:
         return ckpt.latest_step() is not None
     finally:
@@ -102,15 +104,16 @@ def check_config(workdir: str, cfg_dict: dict, resuming: bool, write: bool = Tru
 
 
 class Checkpointer:
-    def __init__(self, workdir: str, every: int, keep: int):
+    def __init__(self, workdir: str, every: int, keep: int | None, read_only: bool = False):
         self.every = every
         self.directory = os.path.join(workdir, "checkpoints")
         if not fileio.is_remote(workdir):
             self.directory = os.path.abspath(self.directory)
         self.manager = ocp.CheckpointManager(
             self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True, create=True,
-                                                 cleanup_tmp_directories=True))
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True,
+                                                 create=not read_only, read_only=read_only,
+                                                 cleanup_tmp_directories=not read_only))
         self.interrupted = None
         self._previous = {}
 

@@ -61,7 +61,7 @@ def _read_until(proc, prefix, timeout=180):
 def _restore(workdir, step=None, projector="32-16"):
     cfg = tiny("vicreg")
     cfg.model.projector = projector
-    ckpt = checkpoint.Checkpointer(workdir, every=0, keep=3)
+    ckpt = checkpoint.Checkpointer(workdir, every=0, keep=None, read_only=True)
     try:
         state = ckpt.restore(train.Trainer(cfg).abstract_state(), step)
     finally:
@@ -112,7 +112,7 @@ def test_sigterm_saves_within_seconds_exits_0_and_the_next_start_continues(tmp_p
     seconds = time.time() - t0
     assert proc.returncode == 0, rest
     assert "interrupted by signal 15" in rest, rest
-    saved = checkpoint.Checkpointer(str(workdir), every=0, keep=3)
+    saved = checkpoint.Checkpointer(str(workdir), every=0, keep=None, read_only=True)
     step = saved.latest_step()
     saved.close()
     assert step is not None and step >= 3 and seconds < 60
@@ -160,7 +160,7 @@ def test_a_non_finite_step_stops_the_run_naming_it_and_keeps_the_last_good_check
     cfg = _blow_up(tiny("vicreg", steps=4))
     with pytest.raises(FloatingPointError, match=r"step 2: non-finite updated parameters.*cov=.*inv=.*var=.*newest checkpoint \(step 1\)"):
         train.train_and_evaluate(cfg, str(tmp_path))
-    ck = checkpoint.Checkpointer(str(tmp_path), every=0, keep=3)
+    ck = checkpoint.Checkpointer(str(tmp_path), every=0, keep=None, read_only=True)
     assert list(ck.manager.all_steps()) == [1]
     ck.close()
     state = _restore(str(tmp_path), projector=cfg.model.projector)
@@ -175,7 +175,7 @@ def test_skip_mode_skips_non_finite_steps_up_to_the_limit(tmp_path, capsys):
         train.train_and_evaluate(cfg, str(tmp_path))
     out = capsys.readouterr().out
     assert "warning: step 2 skipped" in out and "warning: step 3 skipped" in out
-    ck = checkpoint.Checkpointer(str(tmp_path), every=0, keep=5)
+    ck = checkpoint.Checkpointer(str(tmp_path), every=0, keep=None, read_only=True)
     steps = ck.manager.all_steps()
     ck.close()
     assert list(steps) == [1, 2, 3]  # skipped steps leave the state as it was: finite, and saved
