@@ -82,6 +82,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def init_state(self, seed: int) -> TrainState:
+        """The initial state, replicated over the mesh."""
+        # Every process computed the same values; each places them on its own
+        # devices. (jax.device_put onto a multi-host sharding would all-gather
+        # every leaf to compare the processes' copies.)
+        return jax.tree.map(lambda x: jax.make_array_from_callback(np.shape(x), self.replicated,
+                                                                   lambda idx: np.asarray(x)[idx]),
+                            jax.device_get(self._initial_values(seed)))
+
+    def _initial_values(self, seed: int) -> TrainState:
         cfg = self.config
         rng = jax.random.PRNGKey(seed)
         k_model, k_method, k_probe, k_run = jax.random.split(rng, 4)
@@ -100,10 +109,10 @@ class Trainer:
             method=methods.init_state(cfg.method, cfg.model, params, batch_stats, k_method, embed_dim),
             probe_params=probe_params, probe_opt_state=self.probe_tx.init(probe_params), rng=k_run,
             skipped=jnp.zeros((), jnp.int32))
-        return jax.device_put(state, self.replicated)
+        return state
 
     def abstract_state(self) -> TrainState:
-        shapes = jax.eval_shape(lambda: self.init_state(self.config.seed))
+        shapes = jax.eval_shape(lambda: self._initial_values(self.config.seed))
         return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=self.replicated), shapes)
 
     # ------------------------------------------------------------------- step
