@@ -145,6 +145,8 @@ def test_an_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path, ca
     assert f"{tmp_path}/checkpoints/2" not in out and "at step 2" in out
     assert int(state.step) == 4
     assert (tmp_path / "checkpoints.corrupt" / "3").is_dir()  # kept for inspection, out of the way
+    if damage != "truncate":
+        return
     ref = tiny("vicreg", steps=4)  # the fallback run equals a run that was never damaged
     _, straight = train.train_and_evaluate(ref, str(tmp_path / "straight"))
     for x, y in zip(jax.tree.leaves(jax.device_get(state.params)), jax.tree.leaves(jax.device_get(straight.params))):
@@ -220,9 +222,10 @@ def _tree(path):
     return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else None
 
 
+# The CLI's exit code and message for each kind of bad input; the trainer's
+# own checks of every config value are in test_train.py (in-process, faster).
 BAD = {
     "unknown method": (["--config.method.name=vicregg"], "not a registered loss.*vicreg"),
-    "unknown data set": (["--config.data.name=mnist"], "choose one of.*fashion_mnist"),
     "unknown model": (["--config.model.encoder=resnet19"], "unknown encoder 'resnet19'.*resnet18"),
     "wrong type in an override": (["--config.data.global_batch=sixteen"], "global_batch"),
     "misspelt field": (["--config.data.global_bach=16"], "global_bach"),

@@ -79,6 +79,7 @@ def _no_checkpoint(workdir):
     (lambda c: setattr(c.data, "data_dir", "/nonexistent"), FileNotFoundError, "apt-get install dataset-fashion-mnist"),
     (lambda c: c.method.loss.update(temprature=0.1), ValueError, "unknown hyperparameter.*temprature"),
     (lambda c: setattr(c.model, "encoder", "resnet19"), ValueError, "unknown encoder 'resnet19'"),
+    (lambda c: setattr(c.data, "name", "mnist"), ValueError, "choose one of.*fashion_mnist"),
     (lambda c: setattr(c.optim, "name", "adam"), ValueError, "choose 'lars', 'sgd' or 'adamw'"),
     (lambda c: setattr(c.train, "log_every", 0), ValueError, "log_every must be >= 1"),
 ])
