@@ -31,6 +31,7 @@ import shutil
 import signal
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from duality import fileio
@@ -70,17 +71,29 @@ def check_writable(workdir: str) -> None:
 
 
 def has_checkpoint(workdir: str) -> bool:
-    """Whether `workdir` holds a finished checkpoint; reads only (a fresh workdir stays uncreated)."""
+    """Whether `workdir` holds a finished checkpoint; reads only (a fresh workdir stays uncreated).
+
+    With several processes, process 0's answer is everyone's, and no process
+    goes on (to create checkpoints/ through its manager) before process 0 has
+    looked: otherwise a slow host could find the directory a fast one just
+    made, and the two would disagree on whether the run resumes.
+    """
     directory = os.path.join(workdir, "checkpoints")
-    if not fileio.is_remote(workdir) and not os.path.isdir(directory):
-        return False
-    # Read-only: no pruning and no clean-up of an interrupted save's temporary
-    # directory, which the training run's own manager does (two clean-ups race).
-    ckpt = Checkpointer(workdir, every=0, keep=None, read_only=True)
-    try:
-        return ckpt.latest_step() is not None
-    finally:
-        ckpt.manager.close()
+    if not fileio.is_remote(workdir):
+        # Orbax renames a step's temporary directory to the bare step number
+        # once it is complete, so a listing answers without any collective.
+        found = os.path.isdir(directory) and any(d.isdigit() for d in os.listdir(directory))
+    else:  # object stores mark completion differently: ask Orbax (read-only: no pruning, no clean-up)
+        ckpt = Checkpointer(workdir, every=0, keep=None, read_only=True)
+        try:
+            found = ckpt.latest_step() is not None
+        finally:
+            ckpt.manager.close()
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        found = bool(multihost_utils.broadcast_one_to_all(np.int32(found)))
+    return found
 
 
 def check_config(workdir: str, cfg_dict: dict, resuming: bool, write: bool = True) -> None:

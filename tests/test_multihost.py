@@ -60,6 +60,9 @@ def test_sigterm_to_one_process_stops_all_at_the_same_step(tmp_path):
         out.append(line)
         if line.startswith("step 3/") or (not line and proc.poll() is not None):
             break
+    if proc.poll() is not None:
+        logs = "".join(p.read_text() for p in (tmp_path / "logs").glob("*.log"))
+        raise AssertionError("the processes ended before step 3:\n" + "".join(out) + proc.stdout.read() + logs)
     children = subprocess.run(["pgrep", "-f", "-g", str(os.getpgid(proc.pid)), "duality.main"],
                               capture_output=True, text=True).stdout.split()
     env = {pid: open(f"/proc/{pid}/environ", "rb").read() for pid in children}
