@@ -2,7 +2,10 @@
 
   python -m duality.main --config=configs/moco.py:fashion_mnist --workdir=workdirs/moco
 
-Measured: not yet (Fashion-MNIST numbers for every method come with issue 3's study).
+Measured (2-core x86 CPU, jax 0.10.2, this file's recipe: small convnet, 3 epochs of
+256 x 2 views; 824 s of training, the machine shared with other work): linear
+probe on the frozen encoder, Fashion-MNIST test top-1 87.96% (raw pixels 84.46%,
+random init 83.85%).
 """
 from configs import base
 
