@@ -96,11 +96,8 @@ def has_checkpoint(workdir: str) -> bool:
     return found
 
 
-def check_config(workdir: str, cfg_dict: dict, resuming: bool, write: bool = True) -> None:
-    """Write workdir/config.json; when resuming, first compare with the one there.
-
-    With write=False only the comparison runs (the check before anything is written).
-    """
+def check_config(workdir: str, cfg_dict: dict, resuming: bool) -> None:
+    """When resuming, compare `cfg_dict` with the workdir's config.json; writes nothing."""
     path = os.path.join(workdir, "config.json")
     cfg_dict = json.loads(json.dumps(cfg_dict))  # as stored: tuples become lists
     if resuming and fileio.exists(path):
@@ -112,8 +109,12 @@ def check_config(workdir: str, cfg_dict: dict, resuming: bool, write: bool = Tru
             raise ValueError(
                 f"{workdir} holds a run with a different {', '.join(changed)} ({details}). Resuming would load "
                 f"a checkpoint that does not match; use a new --workdir, or restore the original values.")
-    if write and jax.process_index() == 0:
-        fileio.write_text(path, json.dumps(cfg_dict, indent=2, sort_keys=True))
+
+
+def write_config(workdir: str, cfg_dict: dict) -> None:
+    """workdir/config.json (process 0), replaced whole."""
+    if jax.process_index() == 0:
+        fileio.write_text(os.path.join(workdir, "config.json"), json.dumps(cfg_dict, indent=2, sort_keys=True))
 
 
 class Checkpointer:
@@ -153,8 +154,6 @@ class Checkpointer:
         raise FileNotFoundError(f"no checkpoint in {self.directory} could be restored")
 
     def _quarantine(self, step: int) -> str:
-        import jax
-
         src = os.path.join(self.directory, str(step))
         dst_dir = self.directory.rstrip("/") + ".corrupt"
         dst = os.path.join(dst_dir, str(step))

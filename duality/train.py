@@ -245,7 +245,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> tuple[Trainer, b
     trainer = Trainer(config)
     trainer.abstract_state()  # traces the model's init: an unknown encoder or a bad shape fails here
     resuming = checkpoint.has_checkpoint(workdir)
-    checkpoint.check_config(workdir, config.to_dict(), resuming, write=False)
+    checkpoint.check_config(workdir, config.to_dict(), resuming)
     return trainer, resuming
 
 
@@ -254,14 +254,14 @@ def _say(*args):
         print(*args, flush=True)
 
 
-def _check_finite(config, step: int, m: dict, skipped_in_run: int, workdir: str, latest) -> bool:
+def _check_finite(config, step: int, m: dict, skipped_in_run: int, workdir: str, latest) -> None:
     """Handle a step whose loss, gradient or new state was not finite (its update was not applied).
 
-    Returns whether the step was skipped; raises FloatingPointError when the
-    config says stop (the default) or too many steps were skipped.
+    Warns that it was skipped, or raises FloatingPointError when the config
+    says stop (the default) or too many steps were skipped.
     """
     if m["finite"]:
-        return False
+        return
     terms = ", ".join(f"{k}={float(v):.4g}" for k, v in m.items() if k not in ("finite", "lr"))
     what = [n for n, k in (("loss", "loss"), ("gradient", "grad_norm"), ("online probe", "probe_loss"))
             if not np.isfinite(m[k])] or ["updated parameters or BatchNorm statistics"]
@@ -280,7 +280,6 @@ def _check_finite(config, step: int, m: dict, skipped_in_run: int, workdir: str,
             f"train.max_skipped={config.train.max_skipped}), the last at step {step} ({terms}); none was applied, "
             f"so every checkpoint in {workdir} is finite. Lower optim.base_lr or change the method's "
             f"hyperparameters in a new --workdir.")
-    return True
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at: int | None = None,
@@ -303,7 +302,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
         _say(f"resumed from {workdir} at step {int(state.step)}")
     else:
         state = trainer.init_state(config.seed)
-    checkpoint.check_config(workdir, config.to_dict(), resuming)
+    checkpoint.write_config(workdir, config.to_dict())
     writer = Writer(workdir)
     step = int(state.step)
     total = trainer.total_steps

@@ -30,7 +30,7 @@ def test_a_remote_workdir_gets_its_config_metrics_and_curves(monkeypatch):
                         lambda logdir, just_logging=False, **k: real(logdir, just_logging=True, **k))
     workdir = "ram://duality_test_workdir"
     checkpoint.check_writable(workdir)  # no local checks for a remote path
-    checkpoint.check_config(workdir, {"seed": 0, "model": {"encoder": "small"}}, resuming=False)
+    checkpoint.write_config(workdir, {"seed": 0, "model": {"encoder": "small"}})
     checkpoint.check_config(workdir, {"seed": 0, "model": {"encoder": "small"}}, resuming=True)
     try:
         checkpoint.check_config(workdir, {"seed": 0, "model": {"encoder": "resnet18"}}, resuming=True)
