@@ -6,7 +6,6 @@ import os
 import time
 
 import jax
-from clu import metric_writers
 
 from duality import fileio
 
@@ -20,6 +19,8 @@ class Writer:
     """
 
     def __init__(self, workdir: str, remote_every: float = 60.0):
+        from clu import metric_writers  # imports TensorFlow (~4 s): only once a run really starts
+
         self.main = jax.process_index() == 0
         self.tb = metric_writers.create_default_writer(workdir, just_logging=not self.main, asynchronous=True)
         self.path = os.path.join(workdir, "metrics.jsonl")
