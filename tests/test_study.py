@@ -21,6 +21,19 @@ def test_the_duality_study_grid():
         "1024-1024-64", 0.15, 0.5, 1)
 
 
+def test_the_methods_study_runs_every_registered_loss_from_its_own_config():
+    from duality import losses
+
+    s = importlib.import_module("configs.studies.methods").get_config("full")
+    cells = study.cells(s)
+    assert [c["config"] for c in cells] == list(losses.names())
+    for c in cells:  # "full" is each config's recipe, unchanged
+        own = importlib.import_module(f"configs.{c['config']}").get_config("fashion_mnist")
+        assert study.cell_config(s, c).to_dict() == own.to_dict(), c["name"]
+    tiny = importlib.import_module("configs.studies.methods").get_config("tiny")
+    assert all(study.cell_config(tiny, c).train.steps == 2 for c in study.cells(tiny))
+
+
 def test_a_misspelt_override_is_refused():
     s = _study()
     s.common = [("optim.base_rl", 0.1)]

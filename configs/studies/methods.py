@@ -1,0 +1,39 @@
+"""Every registered loss, each with its own config's recipe, in one table.
+
+  python -m duality.study --config=configs/studies/methods.py:full --workdir=studies/methods
+  python -m duality.study --config=configs/studies/methods.py:full --workdir=studies/methods --cell=$SLURM_ARRAY_TASK_ID
+
+One cell per loss in `duality.losses.names()` (the paper's sample- and
+dimension-contrastive criteria and the families beside them), each run from
+configs/<loss>.py unchanged, then probed (linear, kNN, 1%/10% labels) and
+analysed (RankMe, L_c / L_nc, Prop. 3.1) like every study cell. The point is
+one comparable table: the same data, encoder, budget and probe for all.
+
+arg: "full" = each config's 3-epoch Fashion-MNIST recipe (about 15 minutes per
+cell on a 2-core CPU, so run it as an array job or leave it overnight; the
+top-1 of each, run through `duality.main`, is in that config's docstring and
+the README), "short" = 1 epoch per cell, "tiny" = a few steps on a data
+subset (the test suite).
+"""
+import ml_collections
+
+from duality import losses
+
+ARGS = ("full", "short", "tiny")
+
+
+def get_config(arg: str = "full"):
+    if arg not in ARGS:
+        raise ValueError(f"study argument {arg!r}: choose one of {ARGS}")
+    c = ml_collections.ConfigDict()
+    c.name = f"methods ({arg})"
+    c.description = __doc__.split("\n\n")[1]
+    c.scale = "fashion_mnist"
+    c.analysis_samples = 2048
+    c.entries = [dict(name=name, config=name) for name in losses.names()]
+    c.common = {"full": [], "short": [("train.epochs", 1)]}.get(arg, [])
+    if arg == "tiny":
+        c.analysis_samples = 64
+        c.common = [("data.train_subset", 240), ("data.global_batch", 16), ("model.widths", (8, 16)),
+                    ("train.steps", 2), ("train.log_every", 1), ("optim.warmup_steps", 1)]
+    return c
