@@ -17,7 +17,8 @@ Faults, and what survives them (each is a test in tests/test_faults.py):
   temporary directory and renames it when complete, so a half-written
   checkpoint is never taken for one; it is cleaned up at the next start.
 - a newest checkpoint that cannot be read (truncated, corrupted): `restore`
-  moves it to `checkpoints.corrupt/` (kept for inspection, never deleted),
+  moves it to `checkpoints.corrupt/` (kept for inspection, never deleted;
+  on gs:// a copy then a delete, as object stores cannot rename),
   says so, and falls back to the previous one.
 - a save that fails (disk full, permissions): `CheckpointError` names the
   step and the cause, and the previous checkpoint stays as it was.
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 
 import jax
@@ -158,10 +158,7 @@ class Checkpointer:
         dst_dir = self.directory.rstrip("/") + ".corrupt"
         dst = os.path.join(dst_dir, str(step))
         if jax.process_index() == 0:
-            os.makedirs(dst_dir, exist_ok=True)
-            if os.path.exists(dst):
-                shutil.rmtree(dst)
-            shutil.move(src, dst)
+            fileio.move_tree(src, dst)
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
 

@@ -8,6 +8,7 @@ for a remote workdir.
 from __future__ import annotations
 
 import os
+import shutil
 
 
 def is_remote(path) -> bool:
@@ -58,6 +59,30 @@ def write_bytes(path: str, data: bytes) -> None:
 
 def write_text(path: str, text: str) -> None:
     write_bytes(path, text.encode())
+
+
+def move_tree(src: str, dst: str) -> None:
+    """Move directory `src` to `dst`, replacing what `dst` held.
+
+    Object stores have no directory rename, so a remote tree is copied file by
+    file and the source deleted only once the copy is complete: an
+    interruption leaves two copies, never none.
+    """
+    if not is_remote(src):
+        if os.path.exists(dst):
+            shutil.rmtree(dst)
+        os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+        shutil.move(src, dst)
+        return
+    gf = _gfile()
+    if gf.exists(dst):
+        gf.rmtree(dst)
+    for root, _, files in gf.walk(src):
+        out = dst + root[len(src.rstrip("/")):]
+        gf.makedirs(out)
+        for name in files:
+            gf.copy(f"{root.rstrip('/')}/{name}", f"{out.rstrip('/')}/{name}", overwrite=True)
+    gf.rmtree(src)
 
 
 def save_figure(fig, path: str, **kwargs) -> None:

@@ -22,6 +22,18 @@ def test_remote_and_local_files_round_trip(tmp_path):
     assert fileio.is_remote("gs://bucket/run") and not fileio.is_remote(str(tmp_path))
 
 
+def test_a_tree_moves_whole_on_local_and_remote_file_systems(tmp_path):
+    # how a corrupt checkpoint is set aside (checkpoints/<step> -> checkpoints.corrupt/<step>)
+    for root in (str(tmp_path), "ram://duality_test_move"):
+        src, dst = f"{root}/checkpoints/7", f"{root}/checkpoints.corrupt/7"
+        fileio.write_text(f"{src}/state/a.bin", "a")
+        fileio.write_text(f"{src}/meta.json", "{}")
+        fileio.write_text(f"{dst}/stale.txt", "an older copy, replaced")
+        fileio.move_tree(src, dst)
+        assert not fileio.exists(src) and not fileio.exists(f"{dst}/stale.txt"), root
+        assert fileio.read_text(f"{dst}/state/a.bin") == "a" and fileio.read_text(f"{dst}/meta.json") == "{}"
+
+
 def test_a_remote_workdir_gets_its_config_metrics_and_curves(monkeypatch):
     # clu's TensorBoard writer resolves paths with etils.epath, which knows gs:// but not ram://:
     # the event files are clu's business, so it logs only here.
