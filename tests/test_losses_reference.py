@@ -2,6 +2,7 @@
 gradient (directional finite differences of the reference vs JAX's
 gradient), at N > M and N < M (the two automatic routes)."""
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -92,6 +93,25 @@ def test_wmse_random_subbatches_match_reference():
     np.testing.assert_allclose(loss, ref, rtol=2e-4)
     # a different split gives a different value: the permutation is really used
     assert abs(float(loss) - cases.R.wmse(case.z1, case.z2, 8)[0]) > 1e-4
+
+
+def _linalg_operand_ranks(jaxpr, out):
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in ("cholesky", "triangular_solve"):
+            out.append((eqn.primitive.name, [v.aval.ndim for v in eqn.invars]))
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            _linalg_operand_ranks(sub, out)
+    return out
+
+
+def test_wmse_calls_lapack_one_matrix_at_a_time():
+    # Batched Cholesky / triangular solves deadlock jaxlib 0.10's CPU thread pool
+    # when two run at once (see dimension_contrastive._whiten_groups).
+    z = jnp.ones((32, 4)) + jnp.arange(128.0).reshape(32, 4) ** 0.5
+    fn = jax.value_and_grad(lambda a, b: losses.wmse(a, b, w_size=8, w_iter=2, rng=jax.random.key(0))[0], (0, 1))
+    found = _linalg_operand_ranks(jax.make_jaxpr(fn)(z, z + 1.0).jaxpr, [])
+    assert {name for name, _ in found} == {"cholesky", "triangular_solve"}
+    assert all(r == 2 for _, ranks in found for r in ranks), found
 
 
 @pytest.mark.parametrize("symmetric", [True, False])

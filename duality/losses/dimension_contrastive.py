@@ -237,6 +237,18 @@ def _whiten(x, eps):
     return jax.scipy.linalg.solve_triangular(chol, xc.T, lower=True).T
 
 
+def _whiten_groups(x, w_size, eps):
+    """_whiten on each consecutive block of `w_size` rows of x [n, M], one block at a time.
+
+    Not `vmap`: a batched Cholesky or triangular solve becomes one LAPACK call
+    that, on CPU with jaxlib 0.10, splits its batch over XLA's intra-op thread
+    pool and blocks a pool thread until the pieces finish; two such calls
+    running at once on a 2-thread pool wait on each other forever (the
+    Fashion-MNIST W-MSE run hung at step 1). Unbatched calls run inline.
+    """
+    return jnp.concatenate([_whiten(x[i:i + w_size], eps) for i in range(0, x.shape[0], w_size)], axis=0)
+
+
 @register("wmse")
 def wmse(z1, z2, *, axis_name=None, w_size=128, w_iter=1, eps=1e-4, rng=None):
     """W-MSE (Ermolov et al. 2021): whiten, then pull positives together.
@@ -264,12 +276,10 @@ def wmse(z1, z2, *, axis_name=None, w_size=128, w_iter=1, eps=1e-4, rng=None):
         raise ValueError("wmse: w_iter > 1 needs rng=<PRNG key> to draw a new sub-batch split each iteration")
     g1, g2 = cl.gather(z1, axis_name), cl.gather(z2, axis_name)
     keys = [None] if rng is None else list(jax.random.split(rng, w_iter))
-    whiten = jax.vmap(lambda x: _whiten(x, eps))
     total = 0.0
     for key in keys:
         order = jnp.arange(n) if key is None else jax.random.permutation(key, n)
-        w1 = whiten(g1[order].reshape(n // w_size, w_size, m)).reshape(n, m)
-        w2 = whiten(g2[order].reshape(n // w_size, w_size, m)).reshape(n, m)
+        w1, w2 = _whiten_groups(g1[order], w_size, eps), _whiten_groups(g2[order], w_size, eps)
         cos = jnp.sum(normalization.normalize_embeddings(w1) * normalization.normalize_embeddings(w2), axis=1)
         total = total + jnp.mean(2.0 - 2.0 * cos)
     loss = total / len(keys)
