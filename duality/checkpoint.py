@@ -203,6 +203,10 @@ class Checkpointer:
     # next step boundary, where the state is consistent.
     def install_signal_handlers(self):
         def handler(signum, frame):
+            if self.interrupted is not None:  # a second signal: the run did not reach a step boundary
+                self.restore_signal_handlers()
+                raise KeyboardInterrupt(f"second signal {signum} before the run could stop at a step boundary "
+                                        f"(the first was {self.interrupted}): stopped without a new checkpoint")
             self.interrupted = signum
 
         for sig in (signal.SIGTERM, signal.SIGINT):

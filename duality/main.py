@@ -89,6 +89,12 @@ def run_pretraining(cfg, workdir: str):
         trainer, state = train.train_and_evaluate(cfg, workdir, prepared=prepared)
     except (FloatingPointError, checkpoint.CheckpointError) as e:
         _fail(1, e)
+    except KeyboardInterrupt as e:  # a second SIGTERM/SIGINT: the first could not stop it at a step
+        # Exit now: a normal interpreter shutdown waits for the device work
+        # that never finished (a hung step), and there is nothing left to save.
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(130)
     if jax.process_index() == 0:
         from duality.analysis import curves
         print(f"training curves: {curves.plot_training(workdir)}", flush=True)

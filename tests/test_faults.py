@@ -122,6 +122,24 @@ def test_sigterm_saves_within_seconds_exits_0_and_the_next_start_continues(tmp_p
     assert f"step {step + 1}/{step + 2}" in again.stdout and f"done: step {step + 2}/" in again.stdout
 
 
+def test_a_second_signal_stops_a_run_that_cannot_reach_a_step_boundary(tmp_path):
+    # The first SIGTERM only asks for a checkpoint at the next step; a run stuck
+    # inside a step (a hung device) must still be stoppable, by a second signal.
+    ckpt = checkpoint.Checkpointer(str(tmp_path), every=0, keep=None)
+    before = signal.getsignal(signal.SIGTERM)
+    ckpt.install_signal_handlers()
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert ckpt.interrupted == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt, match="second signal"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)  # the handler runs at the next bytecode
+        assert signal.getsignal(signal.SIGTERM) is before  # and a third takes the default path
+    finally:
+        ckpt.restore_signal_handlers()
+        ckpt.close()
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
 def test_an_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path, capsys, damage):
     cfg = tiny("vicreg", steps=3)
