@@ -2,7 +2,10 @@
 
   python -m duality.main --config=configs/wmse.py:fashion_mnist --workdir=workdirs/wmse
 
-Measured: not yet (a run of the command above takes about 15 minutes on a 2-core CPU).
+Measured (2-core x86 CPU, jax 0.10.2, this file's recipe: small convnet, 3 epochs of
+256 x 2 views; 792 s of training, the machine shared with other work): linear
+probe on the frozen encoder, Fashion-MNIST test top-1 87.05% (raw pixels 84.46%,
+random init 83.85%).
 """
 from configs import base
 
