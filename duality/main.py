@@ -49,8 +49,11 @@ FLAGS = flags.FLAGS
 BAD_INPUT = 2
 
 
-def _fail(code: int, e: BaseException):
+def _fail(code: int, e: BaseException, now: bool = False):
     print(f"error: {e}", file=sys.stderr, flush=True)
+    if now:  # skip the interpreter's shutdown, which waits for device work that may never finish
+        sys.stdout.flush()
+        os._exit(code)
     sys.exit(code)
 
 
@@ -89,12 +92,8 @@ def run_pretraining(cfg, workdir: str):
         trainer, state = train.train_and_evaluate(cfg, workdir, prepared=prepared)
     except (FloatingPointError, checkpoint.CheckpointError) as e:
         _fail(1, e)
-    except KeyboardInterrupt as e:  # a second SIGTERM/SIGINT: the first could not stop it at a step
-        # Exit now: a normal interpreter shutdown waits for the device work
-        # that never finished (a hung step), and there is nothing left to save.
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(130)
+    except KeyboardInterrupt as e:  # a second SIGTERM/SIGINT: the step is hung, nothing is left to save
+        _fail(130, e, now=True)
     if jax.process_index() == 0:
         from duality.analysis import curves
         print(f"training curves: {curves.plot_training(workdir)}", flush=True)

@@ -15,6 +15,8 @@ arg: "short" = 1 epoch per cell (the committed docs/ run), "full" = the
 """
 import ml_collections
 
+from configs.studies import TINY
+
 ARGS = ("short", "full", "tiny")
 # Overrides and axes are (dotted field, value) pairs: ConfigDict keys cannot hold dots.
 TUNED = [("method.loss", {"temperature": 0.15}), ("optim.base_lr", 0.5)]
@@ -45,7 +47,5 @@ def get_config(arg: str = "short"):
         c.analysis_samples = 64
         c.entries = [dict(name="vicreg", config="vicreg"),
                      dict(name="simclr_tuned", config="simclr", overrides=TUNED)]
-        c.common = [("data.train_subset", 240), ("data.global_batch", 16), ("model.widths", (8, 16)),
-                    ("model.projector", "32-16"), ("train.steps", 2), ("train.log_every", 1),
-                    ("optim.warmup_steps", 1)]
+        c.common = TINY + [("model.projector", "32-16")]
     return c

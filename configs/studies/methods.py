@@ -17,6 +17,7 @@ subset (the test suite).
 """
 import ml_collections
 
+from configs.studies import TINY
 from duality import losses
 
 ARGS = ("full", "short", "tiny")
@@ -34,6 +35,5 @@ def get_config(arg: str = "full"):
     c.common = {"full": [], "short": [("train.epochs", 1)]}.get(arg, [])
     if arg == "tiny":
         c.analysis_samples = 64
-        c.common = [("data.train_subset", 240), ("data.global_batch", 16), ("model.widths", (8, 16)),
-                    ("train.steps", 2), ("train.log_every", 1), ("optim.warmup_steps", 1)]
+        c.common = list(TINY)
     return c

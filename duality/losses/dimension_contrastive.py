@@ -267,7 +267,7 @@ def wmse(z1, z2, *, axis_name=None, w_size=128, w_iter=1, eps=1e-4, rng=None):
     Returns (loss, {mse}).
     """
     z1, z2 = validation.pair("wmse", z1, z2, axis_name)
-    n, m = cl.global_rows(z1, axis_name), z1.shape[1]
+    n = cl.global_rows(z1, axis_name)
     if not (isinstance(w_size, int) and 2 <= w_size and n % w_size == 0):
         raise ValueError(
             f"wmse: w_size={w_size!r} must be an integer >= 2 that divides the global batch {n}; "
