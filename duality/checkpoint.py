@@ -39,10 +39,11 @@ from duality import fileio
 # Fields whose change makes an existing checkpoint mean something else, or
 # would make the resumed run differ from an uninterrupted one (the data order
 # depends on the seed, the subset and the batch; the optimiser state's
-# structure on optim.name and clipping). data.data_dir may move between machines.
+# structure on optim.name, clipping and groups). data.data_dir may move between machines.
 IDENTITY_FIELDS = ("seed", "model", "method", "data.name", "data.image_size", "data.channels", "data.num_classes",
                    "data.global_batch", "data.train_subset", "data.views", "data.local_views", "data.local_view",
-                   "data.mean", "data.std", "data.shuffle_buffer", "optim.name", "optim.clip_norm")
+                   "data.mean", "data.std", "data.shuffle_buffer", "optim.name", "optim.clip_norm", "optim.clip_lr",
+                   "optim.groups")
 _MISSING = object()
 
 

@@ -100,7 +100,7 @@ def run_pretraining(cfg, workdir: str):
     if int(state.step) < trainer.total_steps or not cfg.eval.linear_probe:
         return
     d, nc = trainer.data, cfg.data.num_classes
-    kw = dict(num_classes=nc, epochs=cfg.eval.probe_epochs, weight_decay=cfg.eval.probe_wd)
+    kw = dict(num_classes=nc, l2=tuple(cfg.eval.probe_l2), seed=cfg.seed)
 
     def probe_encoder(params, batch_stats):
         return probe.linear_probe(trainer.features(params, batch_stats, d.train_arrays), d.train_arrays["label"],
@@ -114,7 +114,8 @@ def run_pretraining(cfg, workdir: str):
                                                    d.test_arrays["image"] / 255.0, d.test_arrays["label"], **kw)
     print(f"\nlinear probe on {cfg.data.name} test ({len(d.test_arrays['label'])} images), frozen features:")
     for name, r in results.items():
-        print(f"  {name:<12} top-1 {r['top1']:6.2f}%   top-5 {r['top5']:6.2f}%")
+        print(f"  {name:<12} top-1 {r['top1']:6.2f}%   top-5 {r['top5']:6.2f}%   (L-BFGS: l2 {r['l2']:g}, "
+              f"{r['iterations']} iterations, gradient norm {r['grad_norm']:.1e})")
     if jax.process_index() == 0:
         from duality import fileio
 

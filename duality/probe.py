@@ -1,15 +1,20 @@
 """Probing frozen features, and the online probe trained during pretraining.
 
 Linear probe: features standardised with the training split's statistics, a
-softmax regression trained with AdamW on minibatches (one compiled
-`lax.scan` over all epochs; the candidate weight decays are trained side by
-side with `vmap`, chosen on a held-out part of train, never on test). kNN:
+multinomial logistic regression solved to convergence with full-batch L-BFGS
+(optax.lbfgs; the L2 penalty chosen on a held-out part of train, never on
+test, along a warm-started regularisation path). A probe trained with
+a fixed budget of SGD/Adam epochs reports how far its optimiser got as much
+as how good the features are: on the default checkpoint a 30-epoch AdamW probe
+read 1.0 point below the converged regression. kNN:
 temperature-weighted votes of the nearest training features by cosine
 similarity, as in Wu et al. 2018 (InstDisc) and DINO's evaluation, k = 20
 and 200, temperature 0.07. Few-label probes: the same linear probe on a
 class-balanced 1% / 10% of the training labels.
 """
 from __future__ import annotations
+
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +45,16 @@ def online_accuracy(logits, labels, axis_name=None):
     return hits / jnp.maximum(cl.batch_sum(labelled.astype(jnp.float32), axis_name), 1.0)
 
 
-L2_GRID = (0.0, 1e-4, 1e-3, 1e-2, 1e-1)  # L2 penalties the held-out split chooses from (--mode=probe)
+# L2 penalties (on the mean cross-entropy) the held-out split chooses from. For reference, scikit-learn's
+# LogisticRegression(C=1) on n examples is l2 = 1 / n: 1.9e-5 on 54,000 Fashion-MNIST images.
+L2_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+# L-BFGS stopping rule: the gradient norm (of the preconditioned objective), or an iteration cap. On the
+# default checkpoint's 512-d features (l2 1e-4) 50 iterations give test top-1 90.58%, 200 give 90.62% at
+# gradient norm 4e-4: the last digits of the objective move the accuracy by hundredths of a point.
+MAX_ITER, TOL = 300, 1e-4
+# Choosing the penalty needs only the held-out ranking, which 100 iterations settle (the chosen one is then
+# refitted on all of train from that solution, up to MAX_ITER): the end-of-run probes take a third of the time.
+SELECT_ITER = 100
 
 
 def _standardise(train_x, *others):
@@ -50,48 +64,89 @@ def _standardise(train_x, *others):
         jnp.asarray((np.asarray(x, np.float32).reshape(len(x), -1) - mean) / std) for x in others]
 
 
-def _fit(xs, ys, num_classes: int, l2s, weight_decay: float, epochs: int, batch: int, lr: float, seed: int,
-         min_steps: int = 300):
-    """Softmax regressions, one per L2 penalty, trained together (vmapped) with AdamW + cosine.
+def objective(params, x, y, l2):
+    """Mean softmax cross-entropy + l2 / 2 * ||W||_F^2 (the bias is not penalised)."""
+    ce = optax.softmax_cross_entropy_with_integer_labels(x @ params["w"] + params["b"], y).mean()
+    return ce + 0.5 * l2 * jnp.sum(jnp.square(params["w"]))
 
-    Loss: mean cross-entropy + l2 / 2 * ||W||^2 (the classical regularised
-    logistic regression); `weight_decay` is AdamW's decoupled decay on top.
-    Returns params with a leading penalty axis. Small training sets get more
-    epochs so that every fit takes at least `min_steps` steps.
+
+def preconditioner(xs, floor: float = 1e-3):
+    """P = V (Lambda + floor * mean(Lambda))^(-1/2), from the eigendecomposition of X^T X / n.
+
+    L-BFGS on the raw features converges slowly when they are correlated (the
+    curvature of the cross-entropy follows X^T X): on a 512-d SSL
+    representation the gradient norm was still 6e-4 after 1000 iterations.
+    Writing W = P U and optimising U sees the features X P, nearly white, and
+    converges in tens to a few hundred iterations. The objective, and so the
+    optimum W, is unchanged: the penalty is still on W = P U. The floor keeps
+    P bounded on rank-deficient features (dead units, constant pixels).
+    """
+    xs = np.asarray(xs, np.float64)
+    eig, vec = np.linalg.eigh(xs.T @ xs / len(xs))
+    eig = np.maximum(eig, 0.0)
+    return jnp.asarray(vec / np.sqrt(eig + floor * max(eig.mean(), 1e-12)), jnp.float32)
+
+
+def fit(xs, ys, num_classes: int, l2s, max_iter: int = MAX_ITER, tol: float = TOL, init=None):
+    """Multinomial logistic regressions, one per L2 penalty, each solved with full-batch L-BFGS.
+
+    optax.lbfgs with its zoom line search (strong Wolfe) on the preconditioned
+    problem (see `preconditioner`: same objective, same optimum), until the
+    gradient norm is below `tol` or `max_iter` iterations. The penalties are
+    solved in turn inside one compiled `lax.scan`, strongest first, each
+    started from the previous solution (a warm-started regularisation path).
+    Solving them side by side with `vmap` was 2.5x slower on a CPU: the
+    batched line searches run in lock-step with the slowest. `init`
+    ({"w", "b"}) starts the path elsewhere than zero. Returns (params with a
+    leading penalty axis, in the order of `l2s`; {"iterations", "grad_norm"
+    (of the objective in W), "objective"} per penalty).
     """
     n, d = xs.shape
-    batch = min(batch, n)
-    steps_per_epoch = n // batch
-    epochs = max(epochs, -(-min_steps // steps_per_epoch))
-    l2s = jnp.asarray(l2s, jnp.float32)
-    tx = optax.adamw(optax.cosine_decay_schedule(lr, epochs * steps_per_epoch), weight_decay=weight_decay)
-    params = {"w": jnp.zeros((len(l2s), d, num_classes)), "b": jnp.zeros((len(l2s), num_classes))}
+    l2s = np.asarray(l2s, np.float32)
+    order = np.argsort(-l2s, kind="stable")
+    p = preconditioner(xs)
+    if init is None:
+        u0 = {"w": jnp.zeros((d, num_classes)), "b": jnp.zeros((num_classes,))}
+    else:  # U = P^-1 W
+        u0 = {"w": jnp.linalg.solve(p, jnp.asarray(init["w"], jnp.float32)), "b": jnp.asarray(init["b"], jnp.float32)}
+    params, info = _path(jnp.asarray(xs, jnp.float32), jnp.asarray(ys, jnp.int32), p, u0, jnp.asarray(l2s[order]),
+                         int(max_iter), float(tol))
+    undo = np.argsort(order)
+    return jax.tree.map(lambda a: a[undo], params), jax.tree.map(lambda a: a[undo], info)
 
-    def loss_fn(p, x, y, l2):
-        ce = optax.softmax_cross_entropy_with_integer_labels(x @ p["w"] + p["b"], y).mean()
-        return ce + 0.5 * l2 * jnp.sum(jnp.square(p["w"]))
 
-    def update(p, o, x, y, l2):
-        g = jax.grad(loss_fn)(p, x, y, l2)
-        upd, o = tx.update(g, o, p)
-        return optax.apply_updates(p, upd), o
+@partial(jax.jit, static_argnums=(5, 6))
+def _path(xs, ys, p, u0, l2s, max_iter, tol):
+    solver = optax.lbfgs()
+    xp = xs @ p
 
-    @jax.jit
-    def fit(params, key):
-        opt = jax.vmap(tx.init)(params)
+    def solve(u_start, l2):
+        def fun(u):  # objective(W = P U) on the features X, evaluated as (X P) U
+            ce = optax.softmax_cross_entropy_with_integer_labels(xp @ u["w"] + u["b"], ys).mean()
+            return ce + 0.5 * l2 * jnp.sum(jnp.square(p @ u["w"]))
 
-        def epoch(carry, k):
-            perm = jax.random.permutation(k, n)[: steps_per_epoch * batch].reshape(steps_per_epoch, batch)
+        value_and_grad = optax.value_and_grad_from_state(fun)
 
-            def step(carry, idx):
-                p, o = carry
-                return jax.vmap(update, in_axes=(0, 0, None, None, 0))(p, o, xs[idx], ys[idx], l2s), None
+        def step(carry):
+            u, state = carry
+            value, grad = value_and_grad(u, state=state)
+            updates, state = solver.update(grad, state, u, value=value, grad=grad, value_fn=fun)
+            return optax.apply_updates(u, updates), state
 
-            return jax.lax.scan(step, carry, perm)[0], None
+        def going(carry):
+            _, state = carry
+            count = optax.tree_utils.tree_get(state, "count")
+            gnorm = optax.tree_utils.tree_norm(optax.tree_utils.tree_get(state, "grad"))
+            return (count == 0) | ((count < max_iter) & (gnorm >= tol))
 
-        return jax.lax.scan(epoch, (params, opt), jax.random.split(key, epochs))[0][0]
+        u, state = jax.lax.while_loop(going, step, (u_start, solver.init(u_start)))
+        w = {"w": p @ u["w"], "b": u["b"]}
+        gnorm = optax.tree_utils.tree_norm(jax.grad(objective)(w, xs, ys, l2))
+        info = {"iterations": optax.tree_utils.tree_get(state, "count"), "grad_norm": gnorm,
+                "objective": objective(w, xs, ys, l2)}
+        return u, (w, info)
 
-    return fit(params, jax.random.PRNGKey(seed))
+    return jax.lax.scan(solve, u0, l2s)[1]
 
 
 def _accuracy(logits, y) -> dict:
@@ -100,32 +155,46 @@ def _accuracy(logits, y) -> dict:
             "top5": float(jnp.mean(jnp.any(top5 == y[:, None], axis=1)) * 100)}
 
 
-def linear_probe(train_x, train_y, test_x, test_y, num_classes: int, epochs: int = 30, batch: int = 1024,
-                 lr: float = 1e-3, weight_decay: float = 1e-4, l2=0.0, holdout: float = 0.1, seed: int = 0) -> dict:
-    """Top-1 and top-5 (%) of a linear classifier on frozen, standardised features.
+def linear_probe(train_x, train_y, test_x, test_y, num_classes: int, l2=L2_GRID, holdout: float = 0.1,
+                 seed: int = 0, max_iter: int = MAX_ITER, tol: float = TOL,
+                 select_iter: int = SELECT_ITER) -> dict:
+    """Top-1 and top-5 (%) of a converged linear classifier on frozen, standardised features.
 
-    weight_decay: AdamW's decoupled decay (the end-of-run probe's setting).
-    l2: an L2 penalty, or a sequence of them to choose from: each candidate is
-    trained on train minus a random `holdout` fraction, the best on the
-    held-out part is retrained on all of train, and only then is test seen.
+    A multinomial logistic regression solved with L-BFGS (`fit`), so the
+    number measures the features and not the probe's optimiser. Features are
+    standardised with the training split's mean and std. l2: one penalty, or
+    a sequence to choose from: each candidate is fitted on train minus a
+    random `holdout` fraction, the best on the held-out part is refitted on
+    all of train, and only then is test seen.
     """
     train_y, test_y = np.asarray(train_y, np.int32), np.asarray(test_y, np.int32)
     out = {}
+    if np.ndim(l2) and len(l2) == 1:
+        l2 = float(l2[0])
     if np.ndim(l2):
         grid = tuple(float(w) for w in l2)
         perm = np.random.default_rng(seed).permutation(len(train_y))
         n_hold = max(1, int(round(holdout * len(train_y))))
         hold, fit_idx = perm[:n_hold], perm[n_hold:]
         xf, xh = _standardise(np.asarray(train_x)[fit_idx], np.asarray(train_x)[hold])
-        params = _fit(xf, jnp.asarray(train_y[fit_idx]), num_classes, grid, weight_decay, epochs, batch, lr, seed)
+        params, _ = fit(xf, jnp.asarray(train_y[fit_idx]), num_classes, grid, min(select_iter, max_iter), tol)
         held = [_accuracy(xh @ params["w"][i] + params["b"][i], jnp.asarray(train_y[hold]))["top1"]
                 for i in range(len(grid))]
-        l2 = grid[int(np.argmax(held))]  # ties go to the weaker penalty (the grid is ascending)
+        best = max(held)
+        # Ties go to the strongest penalty that reaches the best held-out accuracy (the simplest model).
+        l2 = max(w for w, h in zip(grid, held) if h == best)
         out["holdout_top1"] = dict(zip((f"{w:g}" for w in grid), held))
+        # The refit on all of train starts from the chosen held-out solution (features standardised with
+        # slightly different statistics: close, and only a starting point).
+        init = jax.tree.map(lambda a: a[grid.index(l2)], params)
+    else:
+        init = None
     xs, xt = _standardise(train_x, test_x)
-    params = _fit(xs, jnp.asarray(train_y), num_classes, (float(l2),), weight_decay, epochs, batch, lr, seed)
+    params, info = fit(xs, jnp.asarray(train_y), num_classes, (float(l2),), max_iter, tol, init=init)
     acc = _accuracy(xt @ params["w"][0] + params["b"][0], jnp.asarray(test_y))
-    return {**acc, "l2": float(l2), **out}
+    info = {k: float(v[0]) for k, v in info.items()}
+    return {**acc, "l2": float(l2), "iterations": int(info["iterations"]), "grad_norm": info["grad_norm"],
+            "converged": bool(info["grad_norm"] < tol), **out}
 
 
 def knn(train_x, train_y, test_x, test_y, num_classes: int, ks=(20, 200), temperature: float = 0.07,
@@ -173,15 +242,14 @@ def label_subset(labels, fraction: float, seed: int = 0) -> np.ndarray:
 
 
 def evaluate(train_x, train_y, test_x, test_y, num_classes: int, l2=L2_GRID,
-             fractions=(0.01, 0.1), ks=(20, 200), epochs: int = 30, seed: int = 0) -> dict:
+             fractions=(0.01, 0.1), ks=(20, 200), seed: int = 0) -> dict:
     """The probe suite of `--mode=probe`: linear (L2 chosen on held-out train), kNN, few-label."""
-    out = {"linear": linear_probe(train_x, train_y, test_x, test_y, num_classes, epochs=epochs,
-                                  weight_decay=0.0, l2=l2, seed=seed),
+    out = {"linear": linear_probe(train_x, train_y, test_x, test_y, num_classes, l2=l2, seed=seed),
            "knn": knn(train_x, train_y, test_x, test_y, num_classes, ks=ks)}
     for f in fractions:
         idx = label_subset(train_y, f, seed)
         r = linear_probe(np.asarray(train_x)[idx], np.asarray(train_y)[idx], test_x, test_y, num_classes,
-                         epochs=epochs, weight_decay=0.0, l2=l2, seed=seed)
+                         l2=l2, seed=seed)
         out[f"linear_{f * 100:g}pct"] = {**r, "train_examples": int(len(idx))}
     return out
 

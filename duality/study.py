@@ -60,10 +60,18 @@ def _pairs(items):
 
 
 def cells(study) -> list[dict]:
-    """[{name, entry, config (module), settings: {dotted: value}}] in a fixed order."""
+    """[{name, entry, config (module), settings: {dotted: value}}] in a fixed order.
+
+    A study-level `seeds` list adds a "seed" axis to every entry that has none:
+    each setting then runs once per seed, and the report gives its mean,
+    standard deviation and 95% interval.
+    """
     out = []
+    seeds = list(study.get("seeds", []) or [])
     for e in study.entries:
         axes = dict(_pairs(e.get("axes", [])))
+        if seeds and "seed" not in axes:
+            axes["seed"] = seeds
         keys = list(axes)
         for values in itertools.product(*(axes[k] for k in keys)) if keys else [()]:
             settings = {**dict(_pairs(study.get("common", []))), **dict(_pairs(e.get("overrides", []))),
@@ -75,6 +83,12 @@ def cells(study) -> list[dict]:
     if len(set(names)) != len(names):
         raise ValueError(f"study cells have duplicate names: {sorted(n for n in names if names.count(n) > 1)}")
     return out
+
+
+def setting_name(record: dict) -> str:
+    """A cell's name without its seed: the setting that seeds repeat."""
+    return record["entry"] + "".join(f"-{k.split('.')[-1][:4]}{_short(v)}" for k, v in record["axes"].items()
+                                     if k != "seed")
 
 
 def cell_config(study, cell):
@@ -164,27 +178,78 @@ def _fmt(v) -> str:
     return f"{v:.2f}" if abs(v) < 1e4 else f"{v:.3g}"
 
 
-def table(records: list[dict]) -> str:
-    head = ["cell", "method", "d"] + [h for h, _ in COLUMNS]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * len(COLUMNS)]
+def cell_table(records: list[dict]) -> str:
+    head = ["cell", "method", "d", "seed"] + [h for h, _ in COLUMNS] + ["train s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 4 + "---:|" * (len(COLUMNS) + 1)]
     for r in records:
-        lines.append("| " + " | ".join([r["name"], r["method"], str(r["embedding_dim"])]
-                                       + [_fmt(g(r)) for _, g in COLUMNS]) + " |")
-    groups = {}
-    for r in records:  # seeds of the same setting, averaged
-        key = (r["entry"], tuple(sorted((k, str(v)) for k, v in r["axes"].items() if k != "seed")))
-        groups.setdefault(key, []).append(r)
-    multi = {k: v for k, v in groups.items() if len(v) > 1}
-    if multi:
-        lines += ["", "Mean +- standard deviation over seeds:", "",
-                  "| setting | seeds | linear top-1 | kNN-20 |", "|---|---:|---:|---:|"]
-        for (entry, axes), rs in multi.items():
-            lin = [r["probe"]["linear"]["top1"] for r in rs]
-            knn = [r["probe"]["knn"]["k20"]["top1"] for r in rs]
-            name = entry + "".join(f" {k}={v}" for k, v in axes)
-            lines.append(f"| {name} | {len(rs)} | {np.mean(lin):.2f} +- {np.std(lin):.2f} | "
-                         f"{np.mean(knn):.2f} +- {np.std(knn):.2f} |")
+        lines.append("| " + " | ".join([r["name"], r["method"], str(r["embedding_dim"]), str(r["seed"])]
+                                       + [_fmt(g(r)) for _, g in COLUMNS] + [f"{r['train_seconds']:.0f}"]) + " |")
     return "\n".join(lines)
+
+
+def settings(records: list[dict]) -> dict:
+    """{setting name: [records]} in the order the cells come."""
+    groups = {}
+    for r in records:
+        groups.setdefault(setting_name(r), []).append(r)
+    return groups
+
+
+SUMMARY = [("linear top-1", COLUMNS[0][1]), ("kNN-20", COLUMNS[1][1]), ("1% labels", COLUMNS[3][1]),
+           ("10% labels", COLUMNS[4][1]), ("RankMe z", COLUMNS[6][1])]
+
+
+def summary_table(records: list[dict]) -> str:
+    """One row per setting: mean ± std [95% CI] over its seeds."""
+    from duality import stats
+
+    head = ["setting", "method", "d", "n"] + [h for h, _ in SUMMARY] + ["train s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(SUMMARY) + 2)]
+    for name, rs in settings(records).items():
+        cols = [stats.fmt(stats.summary(g(r) for r in rs)) for _, g in SUMMARY]
+        secs = np.mean([r["train_seconds"] for r in rs])
+        lines.append("| " + " | ".join([name, rs[0]["method"], str(rs[0]["embedding_dim"]), str(len(rs))] + cols
+                                       + [f"{secs:.0f}"]) + " |")
+    return "\n".join(lines)
+
+
+def comparisons(study, records: list[dict]) -> list[tuple[str, str]]:
+    """The study's own `comparisons` (pairs of setting names) that have results, else each setting vs the best."""
+    groups = settings(records)
+    pairs = [tuple(p) for p in (study.get("comparisons", []) or [])]
+    if pairs:
+        return [(a, b) for a, b in pairs if a in groups and b in groups]
+    if len(groups) < 2:
+        return []
+    best = max(groups, key=lambda k: np.mean([COLUMNS[0][1](r) for r in groups[k]]))
+    return [(best, k) for k in groups if k != best]
+
+
+def difference_table(study, records: list[dict]) -> str:
+    from duality import stats
+
+    groups = settings(records)
+    lines = ["| A | B | n (A, B) | A - B (linear top-1) | 95% CI | p (Welch) | resolved |",
+             "|---|---|---|---:|---:|---:|---|"]
+    for a, b in comparisons(study, records):
+        d = stats.difference([COLUMNS[0][1](r) for r in groups[a]], [COLUMNS[0][1](r) for r in groups[b]])
+        ci = f"[{d['diff'] - d['ci95']:+.2f}, {d['diff'] + d['ci95']:+.2f}]" if d["ci95"] == d["ci95"] else "n/a"
+        p = f"{d['p']:.3f}" if d["p"] == d["p"] else "n/a"
+        lines.append(f"| {a} | {b} | {len(groups[a])}, {len(groups[b])} | {d['diff']:+.2f} | {ci} | {p} | "
+                     f"{'**yes**' if d['resolved'] else 'no'} |")
+    return "\n".join(lines)
+
+
+def table(records: list[dict], study=None) -> str:
+    """study.md's tables: settings over seeds, the differences between them, then every cell."""
+    out = ["## Settings", "", "Mean ± standard deviation [95% confidence interval of the mean] over seeds "
+           "(Student t; n = 1 has no interval).", "", summary_table(records), ""]
+    diff = difference_table(study or {}, records)
+    if diff.count("\n") > 1:
+        out += ["## Differences", "", "Linear top-1 of A minus B with the 95% Welch interval of the difference; "
+                "resolved = the interval excludes 0.", "", diff, ""]
+    out += ["## Cells", "", cell_table(records)]
+    return "\n".join(out)
 
 
 def plot(records: list[dict], path: str, title: str = "") -> str:
@@ -193,15 +258,21 @@ def plot(records: list[dict], path: str, title: str = "") -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(1, 3, figsize=(17, max(4, 0.35 * len(records) + 1.5)))
-    names = [r["name"] for r in records][::-1]
+    from duality import stats
+
+    groups = settings(records)
+    fig, ax = plt.subplots(1, 3, figsize=(17, max(4, 0.45 * len(groups) + 1.5)))
+    names = list(groups)[::-1]
     y = np.arange(len(names))
+    lo = 100.0
     for off, (label, get) in zip((-0.2, 0.0, 0.2), COLUMNS[:3]):
-        ax[0].barh(y + off, [get(r) for r in records][::-1], height=0.2, label=label)
-    ax[0].set_yticks(y, names)
-    lo = min(min(g(r) for r in records) for _, g in COLUMNS[:3])
-    ax[0].set_xlim(max(0, lo - 5), 100)
-    ax[0].set(xlabel="top-1 (%)", title="probes")
+        summ = [stats.summary(get(r) for r in groups[n]) for n in names]
+        err = [0.0 if s["ci95"] != s["ci95"] else s["ci95"] for s in summ]
+        ax[0].barh(y + off, [s["mean"] for s in summ], height=0.2, xerr=err, capsize=2, label=label)
+        lo = min(lo, min(s["mean"] - e for s, e in zip(summ, err)))
+    ax[0].set_yticks(y, [f"{n} (n={len(groups[n])})" for n in names])
+    ax[0].set_xlim(max(0, lo - 3), 100)
+    ax[0].set(xlabel="top-1 (%), mean with 95% CI over seeds", title="probes")
     ax[0].legend(loc="lower right")
     by_entry = {}
     for r in records:
@@ -209,19 +280,21 @@ def plot(records: list[dict], path: str, title: str = "") -> str:
     for entry, rs in by_entry.items():
         dims = sorted({r["embedding_dim"] for r in rs})
         if len(dims) > 1:
-            means = [np.mean([r["probe"]["linear"]["top1"] for r in rs if r["embedding_dim"] == d]) for d in dims]
-            ax[1].plot(dims, means, "o-", label=entry)
+            summ = [stats.summary(r["probe"]["linear"]["top1"] for r in rs if r["embedding_dim"] == d) for d in dims]
+            ax[1].errorbar(dims, [s["mean"] for s in summ], yerr=[0.0 if s["ci95"] != s["ci95"] else s["ci95"]
+                                                                  for s in summ], fmt="o-", capsize=3, label=entry)
     ax[1].set_xscale("log", base=2)
-    ax[1].set(xlabel="embedding dimension d", ylabel="linear top-1 (%)", title="embedding-dimension sweep")
+    ax[1].set(xlabel="embedding dimension d", ylabel="linear top-1 (%), mean with 95% CI",
+              title="embedding-dimension sweep")
     if ax[1].lines:
         ax[1].legend()
     lc = [r["analysis"]["duality"]["l_c"] for r in records]
     lnc = [r["analysis"]["duality"]["l_nc"] for r in records]
     ax[2].scatter(lc, lnc)
     for r, a, b in zip(records, lc, lnc):
-        ax[2].annotate(r["name"], (a, b), fontsize=7)
+        ax[2].annotate(r["name"], (a, b), fontsize=6)
     ax[2].set(xscale="log", yscale="log", xlabel="L_c (unit embeddings)", ylabel="L_nc",
-              title="sample- vs dimension-contrastive criterion")
+              title="sample- vs dimension-contrastive criterion (each cell)")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -241,7 +314,7 @@ def report(study, workdir: str) -> tuple[str, list[dict]]:
         return "", []
     md = [f"# Study {study.get('name', '')}", "", study.get("description", "").strip(), "",
           f"{len(records)} of {len(cells(study))} cells finished; scale `{study.scale}`.", "",
-          table(records), ""]
+          table(records, study), ""]
     text = "\n".join(md)
     with open(os.path.join(workdir, "study.md.tmp"), "w") as f:
         f.write(text)

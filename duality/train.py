@@ -29,7 +29,7 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from duality import checkpoint, data, distributed, losses, methods, models, optim, probe
+from duality import checkpoint, data, distributed, health, losses, methods, models, optim, probe
 from duality.data import augment as aug
 from duality.metrics import Progress, Writer
 
@@ -72,23 +72,37 @@ class Trainer:
             raise ValueError(f"train.log_every must be >= 1, got {config.train.log_every}")
         self.model = models.build(config.model, axis_name=AXIS)
         self.eval_model = models.build(config.model, axis_name=None)
+        size, ch = config.data.image_size, config.data.channels
+        modules = jax.eval_shape(lambda: self.eval_model.init(jax.random.PRNGKey(0), jnp.zeros((2, size, size, ch)),
+                                                              train=False))["params"].keys()
+        optim.check_groups(config.optim.get("groups", {}), modules)
         self.tx, self.schedule = optim.make(config.optim, self.global_batch, self.total_steps,
                                             self.data.train.steps_per_epoch)
         self.probe_tx = optax.adam(config.probe.lr)
         self.mean, self.std = tuple(config.data.mean), tuple(config.data.std)
         self.replicated = NamedSharding(self.mesh, P())
         self.sharded = NamedSharding(self.mesh, P(AXIS))
-        self.step_fn = self._make_step()
+        self._step = self._make_step()
+        self._initial_params = None
 
     # ------------------------------------------------------------------ state
-    def init_state(self, seed: int) -> TrainState:
-        """The initial state, replicated over the mesh."""
+    def _place(self, tree):
         # Every process computed the same values; each places them on its own
         # devices. (jax.device_put onto a multi-host sharding would all-gather
         # every leaf to compare the processes' copies.)
         return jax.tree.map(lambda x: jax.make_array_from_callback(np.shape(x), self.replicated,
                                                                    lambda idx: np.asarray(x)[idx]),
-                            jax.device_get(self._initial_values(seed)))
+                            jax.device_get(tree))
+
+    def init_state(self, seed: int) -> TrainState:
+        """The initial state, replicated over the mesh."""
+        return self._place(self._initial_values(seed))
+
+    def initial_params(self):
+        """The parameters at initialisation from the run's seed (health.drift's reference), computed once."""
+        if self._initial_params is None:
+            self._initial_params = self._place(self._initial_values(self.config.seed).params)
+        return self._initial_params
 
     def _initial_values(self, seed: int) -> TrainState:
         cfg = self.config
@@ -140,7 +154,7 @@ class Trainer:
         return ([view(i, s, batch["views"][:, i], False) for i, s in enumerate(self.views)],
                 [view(100 + i, self.local_view, batch["local_views"][:, i], False) for i in range(n_local)])
 
-    def _per_device(self, state: TrainState, batch: dict):
+    def _per_device(self, state: TrainState, batch: dict, initial_params):
         cfg = self.config
         labels = batch["label"]
         k_views, loss_key = jax.random.split(jax.random.fold_in(state.rng, state.step))
@@ -201,6 +215,12 @@ class Trainer:
             probe_top1=probe.online_accuracy(logits, labels, AXIS),
             z_std=jnp.mean(jnp.sqrt(jnp.maximum(var, 0.0))) * jnp.sqrt(zn.shape[-1]),
         ), AXIS)
+        metrics.update(health.drift(params, initial_params))
+        # RankMe needs an eigendecomposition (5% of a CPU step): only on the steps the loop logs.
+        new_step = state.step + 1
+        logged = (new_step % cfg.train.log_every == 0) | (new_step == 1) | (new_step == self.total_steps)
+        z1 = jax.lax.stop_gradient(outs[0]["z"])
+        metrics["rankme_z"] = jax.lax.cond(logged, lambda: health.rankme(z1, AXIS), lambda: jnp.float32(jnp.nan))
         metrics["grad_norm"] = optax.tree.norm(grads)
         metrics["lr"] = self.schedule(state.step - state.skipped)  # the optimiser counts applied updates only
         finite = (jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"]) & jnp.isfinite(metrics["probe_loss"])
@@ -214,8 +234,12 @@ class Trainer:
         return out, metrics
 
     def _make_step(self):
-        fn = jax.shard_map(self._per_device, mesh=self.mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
+        fn = jax.shard_map(self._per_device, mesh=self.mesh, in_specs=(P(), P(AXIS), P()), out_specs=(P(), P()))
         return jax.jit(fn, donate_argnums=(0,))
+
+    def step_fn(self, state: TrainState, batch: dict):
+        """One training step on a global batch (from device_batch): (new state, metrics). `state` is donated."""
+        return self._step(state, batch, self.initial_params())
 
     def device_batch(self, batch: dict) -> dict:
         """This host's rows of a global batch -> global arrays sharded over the mesh's batch axis."""
@@ -334,6 +358,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
 
     failed = True
     try:
+        if total == 0 and step == 0:  # train.epochs=0: the encoder at initialisation, saved to be probed as a baseline
+            ckpt.save(0, state, force=True)
         while step < total:
             state, metrics = trainer.step_fn(state, trainer.device_batch(trainer.data.train.batch(step)))
             step += 1

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -118,11 +119,72 @@ def test_linear_probe_chooses_its_penalty_without_seeing_test():
     x = centres[y] + rng.normal(0, 1.0, (600, 20))
     yt = rng.integers(0, 3, 200)
     xt = centres[yt] + rng.normal(0, 1.0, (200, 20))
-    a = probe.linear_probe(x, y, xt, yt, 3, epochs=5, weight_decay=0.0, l2=(0.0, 1.0, 100.0))
-    b = probe.linear_probe(x, y, xt, (yt + 1) % 3, 3, epochs=5, weight_decay=0.0, l2=(0.0, 1.0, 100.0))
+    a = probe.linear_probe(x, y, xt, yt, 3, l2=(1e-4, 1.0, 100.0))
+    b = probe.linear_probe(x, y, xt, (yt + 1) % 3, 3, l2=(1e-4, 1.0, 100.0))
     assert a["l2"] == b["l2"] and a["holdout_top1"] == b["holdout_top1"]  # test labels play no part
     assert a["l2"] != 100.0 and a["holdout_top1"]["100"] < max(a["holdout_top1"].values())
     assert a["top1"] > 90 and b["top1"] < 50
+
+
+def _scipy_logistic_regression(x, y, k, l2):
+    """An independent solver: the same objective in float64 numpy, minimised by scipy's L-BFGS-B."""
+    from scipy.optimize import minimize
+
+    n, d = x.shape
+    onehot = np.eye(k)[y]
+
+    def f(theta):
+        w, b = theta[:d * k].reshape(d, k), theta[d * k:]
+        logits = x @ w + b
+        logits = logits - logits.max(1, keepdims=True)
+        logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+        value = -np.mean(np.sum(onehot * logp, 1)) + 0.5 * l2 * np.sum(w * w)
+        g = (np.exp(logp) - onehot) / n
+        return value, np.concatenate([(x.T @ g + l2 * w).ravel(), g.sum(0)])
+
+    res = minimize(f, np.zeros(d * k + k), jac=True, method="L-BFGS-B",
+                   options=dict(maxiter=5000, gtol=1e-10, ftol=1e-15))
+    return res.x[:d * k].reshape(d, k), res.x[d * k:], res.fun
+
+
+def test_linear_probe_is_the_converged_logistic_regression():
+    # Overlapping classes in 30-d: the optimum is interior and the penalty matters little, so a probe that
+    # stopped early would differ from the optimum in its objective and its predictions.
+    rng = np.random.default_rng(3)
+    k, d = 5, 30
+    centres = rng.normal(0, 0.6, size=(k, d))
+    y = rng.integers(0, k, 3000)
+    x = centres[y] + rng.normal(size=(3000, d)) * rng.uniform(0.5, 3.0, d)  # badly scaled dimensions
+    xs = np.asarray(probe._standardise(x)[0], np.float64)
+    w, b, best = _scipy_logistic_regression(xs, y, k, 1e-4)
+    params, info = probe.fit(jnp.asarray(xs, jnp.float32), jnp.asarray(y), k, (1e-4,), max_iter=1000, tol=1e-6)
+    assert int(info["iterations"][0]) < 1000 and float(info["grad_norm"][0]) < 1e-5
+    ours = float(probe.objective({"w": params["w"][0], "b": params["b"][0]}, jnp.asarray(xs, jnp.float32),
+                                 jnp.asarray(y), 1e-4))
+    assert abs(ours - best) < 1e-5 * max(1.0, best)
+    agree = np.mean(np.argmax(xs @ np.asarray(params["w"][0]) + np.asarray(params["b"][0]), 1)
+                    == np.argmax(xs @ w + b, 1))
+    assert agree > 0.995
+    r = probe.linear_probe(x, y, x[:500], y[:500], k, l2=1e-4)
+    assert r["converged"] and r["l2"] == 1e-4 and r["iterations"] < probe.MAX_ITER
+
+
+def test_preconditioning_and_warm_starts_do_not_change_the_optimum():
+    # Strongly correlated features: the preconditioned path (strongest penalty first, warm-started) and a
+    # cold start at each penalty reach the same objective as scipy's float64 solver.
+    rng = np.random.default_rng(5)
+    k, d = 4, 12
+    mix = rng.normal(size=(d, d)) * np.linspace(0.05, 2.0, d)
+    y = rng.integers(0, k, 2000)
+    x = rng.normal(0, 0.5, (k, d))[y] + rng.normal(size=(2000, d)) @ mix
+    xs = np.asarray(probe._standardise(x)[0], np.float64)
+    grid = (1e-4, 1e-2, 1.0)
+    params, info = probe.fit(jnp.asarray(xs, jnp.float32), jnp.asarray(y), k, grid, max_iter=1000, tol=1e-6)
+    for i, l2 in enumerate(grid):
+        _, _, best = _scipy_logistic_regression(xs, y, k, l2)
+        assert float(info["objective"][i]) == pytest.approx(best, rel=1e-5, abs=1e-6), l2
+        cold, _ = probe.fit(jnp.asarray(xs, jnp.float32), jnp.asarray(y), k, (l2,), max_iter=1000, tol=1e-6)
+        np.testing.assert_allclose(np.asarray(cold["w"][0]), np.asarray(params["w"][i]), atol=2e-3)
 
 
 def test_embedding_statistics_on_known_matrices():

@@ -25,7 +25,7 @@ def tiny(method: str, workdir_subset: int = 256, global_batch: int = 16, steps: 
     cfg.train.steps = steps
     cfg.train.log_every = 1
     cfg.train.checkpoint_every = 1
-    cfg.eval.probe_epochs = 2
+    cfg.eval.probe_l2 = (1e-3,)
     return cfg
 
 

@@ -10,10 +10,10 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 
-def batch_norm(train: bool, axis_name, dtype=jnp.float32, zero_init: bool = False, name=None):
+def batch_norm(train: bool, axis_name, dtype=jnp.float32, zero_init: bool = False, name=None, affine: bool = True):
     return nn.BatchNorm(
         use_running_average=not train, momentum=0.9, epsilon=1e-5, axis_name=axis_name if train else None,
-        dtype=dtype, param_dtype=jnp.float32,
+        dtype=dtype, param_dtype=jnp.float32, use_scale=affine, use_bias=affine,
         scale_init=nn.initializers.zeros if zero_init else nn.initializers.ones, name=name)
 
 

@@ -28,6 +28,7 @@ class SSLModel(nn.Module):
     widths: tuple = (32, 64, 128, 256)  # small encoder only
     stem: str = "cifar"
     projector: str = "2048-2048-2048"
+    projector_out_bn: bool = False  # SimSiam: an affine-free BatchNorm after the projector's last layer
     predictor: str = ""
     n_prototypes: int = 0
     dino_out: int = 0
@@ -45,7 +46,7 @@ class SSLModel(nn.Module):
             self.backbone = ResNet(stages, block, self.stem, zero_init_residual=self.zero_init_residual, **kw)
         else:
             raise ValueError(f"unknown encoder {self.encoder!r}; choose one of {ENCODERS}")
-        self.proj = MLP(parse_spec(self.projector), **kw)
+        self.proj = MLP(parse_spec(self.projector), out_bn=self.projector_out_bn, **kw)
         if self.predictor:
             self.pred = MLP(parse_spec(self.predictor), **kw)
         m = parse_spec(self.projector)[-1]
@@ -73,7 +74,8 @@ def build(cfg, axis_name=None) -> SSLModel:
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}.get(cfg.get("dtype", "float32"))
     if dtype is None:
         raise ValueError(f"model.dtype must be 'float32' or 'bfloat16', got {cfg.dtype!r}")
-    return SSLModel(encoder=cfg.encoder, widths=tuple(cfg.get("widths", (32, 64, 128, 256))), stem=cfg.get("stem", "cifar"), projector=cfg.projector,
+    return SSLModel(encoder=cfg.encoder, widths=tuple(cfg.get("widths", (32, 64, 128, 256))), stem=cfg.get("stem", "cifar"),
+                    projector=cfg.projector, projector_out_bn=bool(cfg.get("projector_out_bn", False)),
                     predictor=cfg.get("predictor", ""), n_prototypes=cfg.get("n_prototypes", 0),
                     dino_out=cfg.get("dino_out", 0), zero_init_residual=cfg.get("zero_init_residual", True),
                     axis_name=axis_name, dtype=dtype)
