@@ -6,6 +6,10 @@ Measured (2-core x86 CPU, jax 0.10.2, this file's recipe: small convnet, 3 epoch
 256 x 2 views; 1367 s of training, the machine shared with other work): linear
 probe on the frozen encoder, Fashion-MNIST test top-1 86.34% (raw pixels 84.46%,
 random init 83.85%).
+
+That figure predates the probe of issue 11 (it was a 30-epoch AdamW probe, which
+read about a point low); with the converged L-BFGS regression this config has
+not been re-measured yet.
 """
 from configs import base
 

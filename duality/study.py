@@ -44,8 +44,13 @@ def set_field(cfg, dotted: str, value):
 
 
 def _short(value) -> str:
+    """A value as a cell name reads it: a projector spec by its output width, a dict by its short items."""
+    if isinstance(value, dict):
+        return "_".join(f"{k[:4]}{_short(v)}" for k, v in value.items()) or "none"
     if isinstance(value, str):
         return value.split("-")[-1] if "-" in value else value
+    if isinstance(value, bool):
+        return "T" if value else "F"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 

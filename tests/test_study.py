@@ -26,11 +26,38 @@ def test_the_methods_study_runs_every_registered_loss_from_its_own_config():
 
     s = importlib.import_module("configs.studies.methods").get_config("full")
     cells = study.cells(s)
-    assert [c["config"] for c in cells] == list(losses.names())
-    for c in cells:  # "full" is each config's recipe, unchanged
+    assert [c["config"] for c in cells] == [n for n in losses.names() for _ in range(3)]
+    for c in cells:  # "full" is each config's recipe, unchanged but for the seed (0, 1, 2 per loss)
         own = importlib.import_module(f"configs.{c['config']}").get_config("fashion_mnist")
+        own.seed = c["axes"]["seed"]
         assert study.cell_config(s, c).to_dict() == own.to_dict(), c["name"]
     tiny = importlib.import_module("configs.studies.methods").get_config("tiny")
+    assert all(study.cell_config(tiny, c).train.steps == 2 for c in study.cells(tiny))
+
+
+def test_the_full_duality_study_repeats_every_setting_over_three_seeds():
+    s = _study("full")
+    cells = study.cells(s)
+    groups = {}
+    for c in cells:
+        groups.setdefault(study.setting_name(c), []).append(c["axes"]["seed"])
+    assert len(groups) == 10 and all(sorted(v) == [0, 1, 2] for v in groups.values())
+    assert all(a in groups and b in groups for a, b in s.comparisons)  # every comparison names real settings
+    assert study.cell_config(s, cells[4]).seed == 1  # vicreg_exp's second seed
+
+
+def test_the_recipe_sweep_applies_each_setting():
+    s = importlib.import_module("configs.studies.recipes").get_config("full")
+    cells = {c["name"]: c for c in study.cells(s)}
+    assert len(cells) == len(set(cells)) > 40
+    siam = [c for n, c in cells.items() if n.startswith("simsiam") and "groupredscheconstant" in n]
+    cfg = study.cell_config(s, siam[0])
+    assert cfg.optim.groups.pred.schedule == "constant" and cfg.method.name == "simsiam"
+    byol = study.cell_config(s, cells["byol_proj2-ema_0.97"])
+    assert byol.model.projector == "1024-256" and byol.method.ema_base == 0.97
+    exp = [c for n, c in cells.items() if n.startswith("vicreg_exp")]
+    assert {study.cell_config(s, c).method.loss.cov_coeff for c in exp} == {1.0, 20.0}
+    tiny = importlib.import_module("configs.studies.recipes").get_config("tiny")
     assert all(study.cell_config(tiny, c).train.steps == 2 for c in study.cells(tiny))
 
 

@@ -9,9 +9,10 @@ and an embedding-dimension sweep (projector h-h-d, d in {64, 256} beside the
 d = 1024 of the cells above) for VICReg and tuned SimCLR. Each cell is probed
 (linear, kNN, 1%/10% labels) and analysed (RankMe, L_c / L_nc, Prop. 3.1).
 
-arg: "short" = 1 epoch per cell (the committed docs/ run), "full" = the
-3-epoch recipe of configs/<method>.py, "tiny" = a few steps on a data subset
-(the test suite).
+arg: "short" = 1 epoch per cell, one seed (the committed docs/ run), "full" =
+the 3-epoch recipe of configs/<method>.py with seeds 0, 1, 2 per setting (the
+report gives mean, std, 95% intervals and which differences are resolved),
+"tiny" = a few steps on a data subset (the test suite).
 """
 import ml_collections
 
@@ -43,9 +44,15 @@ def get_config(arg: str = "short"):
         dict(name="simclr_tuned", config="simclr", overrides=TUNED, axes=[("model.projector", dims)]),
     ]
     c.common = [("train.epochs", 1)] if arg == "short" else []
+    c.seeds = [0, 1, 2] if arg == "full" else []
+    # The paper's questions, as pairs of settings whose difference the report tests.
+    c.comparisons = [("vicreg", "vicreg_exp"), ("vicreg", "vicreg_ctr"), ("vicreg_exp", "vicreg_ctr"),
+                     ("simclr_tuned", "simclr_original"), ("simclr_tuned", "simclr_abs"),
+                     ("vicreg", "simclr_tuned"), ("vicreg", "vicreg-proj64"), ("simclr_tuned", "simclr_tuned-proj64")]
     if arg == "tiny":
         c.analysis_samples = 64
         c.entries = [dict(name="vicreg", config="vicreg"),
                      dict(name="simclr_tuned", config="simclr", overrides=TUNED)]
         c.common = TINY + [("model.projector", "32-16")]
+        c.comparisons = [("vicreg", "simclr_tuned")]
     return c

@@ -9,8 +9,8 @@ configs/<loss>.py unchanged, then probed (linear, kNN, 1%/10% labels) and
 analysed (RankMe, L_c / L_nc, Prop. 3.1) like every study cell. The point is
 one comparable table: the same data, encoder, budget and probe for all.
 
-arg: "full" = each config's 3-epoch Fashion-MNIST recipe (about 15 minutes per
-cell on a 2-core CPU, so run it as an array job or leave it overnight; the
+arg: "full" = each config's 3-epoch Fashion-MNIST recipe, seeds 0, 1, 2 (about
+12 minutes per cell on a 2-core CPU, so run it as an array job or leave it overnight; the
 top-1 of each, run through `duality.main`, is in that config's docstring and
 the README), "short" = 1 epoch per cell, "tiny" = a few steps on a data
 subset (the test suite).
@@ -33,6 +33,7 @@ def get_config(arg: str = "full"):
     c.analysis_samples = 2048
     c.entries = [dict(name=name, config=name) for name in losses.names()]
     c.common = {"full": [], "short": [("train.epochs", 1)]}.get(arg, [])
+    c.seeds = [0, 1, 2] if arg == "full" else []  # mean ± std and a 95% interval per method
     if arg == "tiny":
         c.analysis_samples = 64
         c.common = list(TINY)

@@ -1,0 +1,66 @@
+"""Recipes chosen by measurement: for each Fashion-MNIST config, the knobs that decide a 702-step run.
+
+  python -m duality.study --config=configs/studies/recipes.py:full --workdir=studies/recipes --list
+  python -m duality.study --config=configs/studies/recipes.py:full --workdir=studies/recipes --cell=$SLURM_ARRAY_TASK_ID
+  python -m duality.study --config=configs/studies/recipes.py:full --workdir=studies/recipes --report
+
+Each entry starts from configs/<method>.py unchanged and varies what the
+reference recipes say matters at this scale (see optim.py for the LARS
+step sizes): the LARS trust coefficient and base lr for the LARS methods,
+the temperature for the InfoNCE family, the covariance coefficient and
+temperature of VICReg-exp / VICReg-ctr (chosen so that their covariance
+gradient is comparable to VICReg's: `python -m duality.analysis.cov_gradients`),
+SimSiam's projector output BatchNorm and fixed predictor lr, BYOL's
+projector depth and EMA base. One seed per cell: the sweep picks a recipe,
+then configs/studies/methods.py measures the chosen recipes over 3 seeds.
+
+arg: "full" = 3 epochs per cell (about 10 minutes each on a 2-core CPU: run it
+as an array job), "tiny" = a few steps on a data subset (the test suite).
+"""
+import ml_collections
+
+from configs.studies import TINY
+
+ARGS = ("full", "tiny")
+LARS = [("optim.trust_coefficient", [0.01, 0.02, 0.05]), ("optim.base_lr", [0.3, 0.6])]
+TEMPERATURE = [("method.loss", [{"temperature": t} for t in (0.1, 0.2, 0.5)])]
+
+
+def get_config(arg: str = "full"):
+    if arg not in ARGS:
+        raise ValueError(f"study argument {arg!r}: choose one of {ARGS}")
+    c = ml_collections.ConfigDict()
+    c.name = f"recipes ({arg})"
+    c.description = __doc__.split("\n\n")[1]
+    c.scale = "fashion_mnist"
+    c.analysis_samples = 2048
+    c.entries = [
+        dict(name="vicreg", config="vicreg", axes=LARS),
+        dict(name="barlow_twins", config="barlow_twins", axes=LARS),
+        dict(name="simclr", config="simclr", axes=TEMPERATURE + [("optim.base_lr", [0.3, 0.6])]),
+        dict(name="dcl", config="dcl", axes=TEMPERATURE),
+        dict(name="moco", config="moco", axes=[("method.loss", [{"temperature": t} for t in (0.1, 0.2, 0.5)])]),
+        # Second-order expansion of the log-sum-exp: effective VICReg coefficient cov_coeff / (2 tau^2 (M - 1)).
+        dict(name="vicreg_exp", config="vicreg_exp", axes=[("method.loss", [
+            {"temperature": 0.1, "cov_coeff": 1.0}, {"temperature": 0.1, "cov_coeff": 20.0},
+            {"temperature": 0.5, "cov_coeff": 1.0}, {"temperature": 1.0, "cov_coeff": 1.0}])]),
+        dict(name="vicreg_ctr", config="vicreg_ctr", axes=[("method.loss", [
+            {"temperature": 0.1, "cov_coeff": 1.0}, {"temperature": 0.1, "cov_coeff": 20.0},
+            {"temperature": 0.5, "cov_coeff": 1.0}, {"temperature": 1.0, "cov_coeff": 1.0}])]),
+        dict(name="simsiam", config="simsiam", axes=[
+            ("model.projector_out_bn", [False, True]), ("optim.groups", [{}, {"pred": {"schedule": "constant"}}]),
+            ("optim.base_lr", [0.05, 0.5])]),
+        # BYOL's reference projector (Linear-BN-ReLU-Linear) beside this repository's three-layer one.
+        dict(name="byol_proj2", config="byol", overrides=[("model.projector", "{h}-256")],
+             axes=[("method.ema_base", [0.97, 0.99, 0.996])]),
+        dict(name="byol_proj3", config="byol", overrides=[("model.projector", "{h}-{h}-256")],
+             axes=[("method.ema_base", [0.97, 0.99, 0.996])]),
+    ]
+    c.common = []
+    if arg == "tiny":
+        c.analysis_samples = 64
+        c.entries = [dict(name="vicreg", config="vicreg", axes=[("optim.trust_coefficient", [0.02, 0.05])]),
+                     dict(name="simsiam", config="simsiam",
+                          axes=[("optim.groups", [{}, {"pred": {"schedule": "constant"}}])])]
+        c.common = list(TINY)
+    return c
