@@ -122,7 +122,7 @@ def _single(cfg, global_batch: int, total_steps: int, steps_per_epoch: int):
     elif cfg.name == "adamw":
         tx = optax.adamw(schedule, weight_decay=wd, mask=weights_mask)
     else:
-        raise ValueError(f"optim.name={cfg.name!r}: choose one of {OPTIMISERS}")
+        raise ValueError(f"optim.name={cfg.name!r}: choose 'lars', 'sgd' or 'adamw'")
     return tx, schedule
 
 

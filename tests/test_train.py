@@ -82,6 +82,10 @@ def _no_checkpoint(workdir):
     (lambda c: setattr(c.data, "name", "mnist"), ValueError, "choose one of.*fashion_mnist"),
     (lambda c: setattr(c.optim, "name", "adam"), ValueError, "choose 'lars', 'sgd' or 'adamw'"),
     (lambda c: setattr(c.train, "log_every", 0), ValueError, "log_every must be >= 1"),
+    (lambda c: setattr(c.eval, "probe_l2", ()), ValueError, "eval.probe_l2=.*one or more finite"),
+    (lambda c: setattr(c.optim, "trust_coefficient", 0.0), ValueError, "positive trust coefficient"),
+    (lambda c: setattr(c.optim, "groups", {"predictor": {"schedule": "constant"}}), ValueError,
+     "no module 'predictor'"),
 ])
 def test_bad_configs_fail_clearly_and_write_no_checkpoint(tmp_path, change, error, match):
     cfg = tiny("vicreg" if "temprature" not in match else "simclr", steps=1)
