@@ -14,9 +14,7 @@ the 3-epoch recipe of configs/<method>.py with seeds 0, 1, 2 per setting (the
 report gives mean, std, 95% intervals and which differences are resolved),
 "tiny" = a few steps on a data subset (the test suite).
 """
-import ml_collections
-
-from configs.studies import TINY
+from configs.studies import TINY, new_study
 
 ARGS = ("short", "full", "tiny")
 # Overrides and axes are (dotted field, value) pairs: ConfigDict keys cannot hold dots.
@@ -24,13 +22,7 @@ TUNED = [("method.loss", {"temperature": 0.15}), ("optim.base_lr", 0.5)]
 
 
 def get_config(arg: str = "short"):
-    if arg not in ARGS:
-        raise ValueError(f"study argument {arg!r}: choose one of {ARGS}")
-    c = ml_collections.ConfigDict()
-    c.name = f"duality ({arg})"
-    c.description = __doc__.split("\n\n")[1]
-    c.scale = "fashion_mnist"
-    c.analysis_samples = 2048
+    c = new_study("duality", arg, ARGS, __doc__)
     dims = ["{h}-{h}-64", "{h}-{h}-256"]
     c.entries = [
         dict(name="vicreg", config="vicreg"),

@@ -15,22 +15,14 @@ top-1 of each, run through `duality.main`, is in that config's docstring and
 the README), "short" = 1 epoch per cell, "tiny" = a few steps on a data
 subset (the test suite).
 """
-import ml_collections
-
-from configs.studies import TINY
+from configs.studies import TINY, new_study
 from duality import losses
 
 ARGS = ("full", "short", "tiny")
 
 
 def get_config(arg: str = "full"):
-    if arg not in ARGS:
-        raise ValueError(f"study argument {arg!r}: choose one of {ARGS}")
-    c = ml_collections.ConfigDict()
-    c.name = f"methods ({arg})"
-    c.description = __doc__.split("\n\n")[1]
-    c.scale = "fashion_mnist"
-    c.analysis_samples = 2048
+    c = new_study("methods", arg, ARGS, __doc__)
     c.entries = [dict(name=name, config=name) for name in losses.names()]
     c.common = {"full": [], "short": [("train.epochs", 1)]}.get(arg, [])
     c.seeds = [0, 1, 2] if arg == "full" else []  # mean ± std and a 95% interval per method

@@ -17,9 +17,7 @@ then configs/studies/methods.py measures the chosen recipes over 3 seeds.
 arg: "full" = 3 epochs per cell (about 10 minutes each on a 2-core CPU: run it
 as an array job), "tiny" = a few steps on a data subset (the test suite).
 """
-import ml_collections
-
-from configs.studies import TINY
+from configs.studies import TINY, new_study
 
 ARGS = ("full", "tiny")
 LARS = [("optim.trust_coefficient", [0.01, 0.02, 0.05]), ("optim.base_lr", [0.3, 0.6])]
@@ -27,19 +25,13 @@ TEMPERATURE = [("method.loss", [{"temperature": t} for t in (0.1, 0.2, 0.5)])]
 
 
 def get_config(arg: str = "full"):
-    if arg not in ARGS:
-        raise ValueError(f"study argument {arg!r}: choose one of {ARGS}")
-    c = ml_collections.ConfigDict()
-    c.name = f"recipes ({arg})"
-    c.description = __doc__.split("\n\n")[1]
-    c.scale = "fashion_mnist"
-    c.analysis_samples = 2048
+    c = new_study("recipes", arg, ARGS, __doc__)
     c.entries = [
         dict(name="vicreg", config="vicreg", axes=LARS),
         dict(name="barlow_twins", config="barlow_twins", axes=LARS),
         dict(name="simclr", config="simclr", axes=TEMPERATURE + [("optim.base_lr", [0.3, 0.6])]),
         dict(name="dcl", config="dcl", axes=TEMPERATURE),
-        dict(name="moco", config="moco", axes=[("method.loss", [{"temperature": t} for t in (0.1, 0.2, 0.5)])]),
+        dict(name="moco", config="moco", axes=TEMPERATURE),
         # Second-order expansion of the log-sum-exp: effective VICReg coefficient cov_coeff / (2 tau^2 (M - 1)).
         # Covariance coefficients that give the log-sum-exp term VICReg's gradient (docs/cov_gradients.md, measured
         # on the default checkpoint's embeddings: VICReg-exp 0.054x at tau 0.1, so 18.7; VICReg-ctr 0.20x, so 4.9).
