@@ -12,7 +12,8 @@ def new_study(kind: str, arg: str, args: tuple, doc: str) -> ml_collections.Conf
         raise ValueError(f"study argument {arg!r}: choose one of {args}")
     c = ml_collections.ConfigDict()
     c.name = f"{kind} ({arg})"
-    c.description = doc.split("\n\n")[1]
+    # The docstring's first paragraph after the title that is prose, not the indented commands.
+    c.description = next(p for p in doc.split("\n\n")[1:] if not p.startswith(" "))
     c.scale = "fashion_mnist"
     c.analysis_samples = 2048
     return c
