@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 
 OPTIMISERS = ("lars", "sgd", "adamw")
@@ -156,20 +157,10 @@ def make(cfg, global_batch: int, total_steps: int, steps_per_epoch: int = 1):
     if groups:
         transforms = {DEFAULT: tx}
         for name, fields in groups.items():
-            sub = dict(cfg.items() if hasattr(cfg, "items") else cfg)
-            sub.update(fields)
-            transforms[name] = _single(_Fields(sub), global_batch, total_steps, steps_per_epoch)[0]
+            sub = ml_collections.ConfigDict({**dict(cfg.items()), **fields})
+            transforms[name] = _single(sub, global_batch, total_steps, steps_per_epoch)[0]
         tx = optax.multi_transform(transforms, lambda params: group_labels(params, groups))
     if cfg.get("clip_norm"):
         tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), tx)
     return tx, schedule
 
-
-class _Fields(dict):
-    """A dict read like a ConfigDict (attribute access and .get)."""
-
-    def __getattr__(self, name):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
