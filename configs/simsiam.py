@@ -16,4 +16,5 @@ from configs import base
 
 
 def get_config(arg: str = "fashion_mnist"):
-    return base.method_config(arg, "simsiam", model={'projector': '{h}-{h}-{h}', 'predictor': '256-{h}'}, optim={'name': 'sgd', 'base_lr': 0.05, 'weight_decay': 0.0001})
+    return base.method_config(arg, "simsiam", model={'projector': '{h}-{h}-{h}', 'predictor': '256-{h}', 'projector_out_bn': True},
+        optim={'name': 'sgd', 'base_lr': 0.5, 'weight_decay': 0.0001, 'groups': {'pred': {'schedule': 'constant'}}})
