@@ -77,6 +77,20 @@ def test_two_cell_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     for r in records:
         assert r["steps"] == 2 and 0 <= r["probe"]["linear"]["top1"] <= 100
         assert r["analysis"]["duality"]["relative_residual"] < 1e-5
+    # Each cell carries its floors; both cells start from the same backbone (seed 0), so they share one
+    # random-init probe, and the raw-pixel one equals a direct probe of the pixels.
+    assert records[0]["baselines"] == records[1]["baselines"]
+    assert sorted(os.listdir(os.path.join(wd, "baselines"))) == sorted(
+        b["key"] + ".json" for b in records[0]["baselines"].values())
+    from duality import probe
+
+    t = train.Trainer(study.cell_config(s, study.cells(s)[0]))
+    raw = probe.linear_probe(t.data.train_arrays["image"] / 255.0, t.data.train_arrays["label"],
+                             t.data.test_arrays["image"] / 255.0, t.data.test_arrays["label"], 10)
+    assert records[0]["baselines"]["raw_pixels"]["top1"] == pytest.approx(raw["top1"])
+    other = study.cell_config(s, study.cells(s)[0])
+    other.seed = 1  # another initial backbone: its own probe, not the cached one
+    assert study.baselines(other, wd)["random_init"]["key"] != records[0]["baselines"]["random_init"]["key"]
     # Finished cells are not trained again.
     monkeypatch.setattr(train, "train_and_evaluate", lambda *a, **k: pytest.fail("a finished cell was re-run"))
     again = study.run_cell(s, study.cells(s)[0], wd)
@@ -87,5 +101,7 @@ def test_two_cell_study_runs_resumes_and_reports(tmp_path, monkeypatch):
         study.run_cell(s, study.cells(s)[0], wd)
     text, got = study.report(s, wd)
     assert len(got) == 2 and "| vicreg | vicreg | 16 |" in text and "simclr_tuned" in text
+    over = records[0]["probe"]["linear"]["top1"] - records[0]["baselines"]["random_init"]["top1"]
+    assert f"| {over:.2f} (n = 1) |" in text  # the "over random init" column
     assert os.path.getsize(os.path.join(wd, "study.png")) > 10_000
     assert os.path.exists(os.path.join(wd, "study.md")) and os.path.exists(os.path.join(wd, "study.json"))
