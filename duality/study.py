@@ -20,6 +20,7 @@ and raw pixels, probed alike); DIR/study.md and DIR/study.png collect them.
 """
 from __future__ import annotations
 
+import glob
 import importlib
 import itertools
 import json
@@ -127,6 +128,16 @@ def run_cell(study, cell, workdir: str) -> dict:
                              f"gives this cell ({cell['settings']}); use a new --workdir or delete the cell")
         return record
     cfg = cell_config(study, cell)
+    digest = config_digest(cfg)
+    source = shared_run(workdir, digest) if study.get("share_runs", True) else None
+    if source is not None:  # the same configuration already ran in this or a sibling study: the same run
+        path, found = source
+        record = dict(found, name=cell["name"], entry=cell["entry"], axes=cell["axes"], settings=cell["settings"],
+                      shared_from=os.path.relpath(os.path.dirname(path), os.path.dirname(os.path.abspath(workdir))))
+        if jax.process_index() == 0:
+            os.makedirs(wd, exist_ok=True)
+            _write_json(done, record)
+        return record
     t0 = time.perf_counter()
     trainer, state = train.train_and_evaluate(cfg, wd)
     if int(state.step) < trainer.total_steps:  # interrupted: the next invocation resumes it
@@ -137,10 +148,56 @@ def run_cell(study, cell, workdir: str) -> dict:
     record = dict(name=cell["name"], entry=cell["entry"], method=cfg.method.name, axes=cell["axes"],
                   settings=cell["settings"], seed=cfg.seed, steps=int(state.step), train_seconds=round(train_s, 1),
                   embedding_dim=int(str(cfg.model.projector).split("-")[-1]), probe=p, analysis=a,
-                  baselines=baselines(cfg, workdir, trainer))
+                  baselines=baselines(cfg, workdir, trainer), config_digest=digest, code=_code_version())
     if jax.process_index() == 0:
         _write_json(done, record)
     return record
+
+
+def config_digest(cfg) -> str:
+    """A run's identity: every field of its config (as config.json stores it), hashed."""
+    import hashlib
+
+    d = cfg.to_dict() if hasattr(cfg, "to_dict") else cfg
+    return hashlib.sha1(json.dumps(json.loads(json.dumps(d)), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def shared_run(workdir: str, digest: str):
+    """(path, record) of a finished cell with this exact config in `workdir` or a sibling study directory.
+
+    The paper's comparisons, the methods table and the recipe sweep repeat
+    runs (VICReg at its own recipe and seed 0 is a cell of all three); at 12
+    minutes a run on a CPU, each runs once and the others point to it
+    (`shared_from` in cell.json; the table marks them). A cell's digest is in
+    its cell.json, or computed from the config.json its run wrote.
+    """
+    root = os.path.dirname(os.path.abspath(workdir))
+    for path in sorted(glob.glob(os.path.join(root, "*", "cells", "*", "cell.json"))):
+        with open(path) as f:
+            record = json.load(f)
+        if record.get("shared_from"):
+            continue
+        found = record.get("config_digest")
+        if found is None and os.path.exists(os.path.join(os.path.dirname(path), "config.json")):
+            with open(os.path.join(os.path.dirname(path), "config.json")) as f:
+                found = config_digest(json.load(f))
+        if found == digest:
+            return path, dict(record, config_digest=digest)
+    return None
+
+
+def _code_version() -> str:
+    """The commit the run was made with (and '+dirty' for uncommitted changes), or '' outside a checkout."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return head + ("+dirty" if head and dirty else "")
 
 
 def _digest(tree) -> str:
@@ -228,8 +285,11 @@ def reanalyze(study, workdir: str, samples=None) -> int:
             continue
         with open(path) as f:
             record = json.load(f)
+        run_dir = os.path.dirname(path)
+        if record.get("shared_from"):  # the run lives in the cell it was shared from
+            run_dir = os.path.join(os.path.dirname(os.path.abspath(workdir)), record["shared_from"])
         record["analysis"] = embedding.analyze_workdir(
-            os.path.dirname(path), samples=samples or study.get("analysis_samples", 2048), seed=record["seed"])
+            run_dir, samples=samples or study.get("analysis_samples", 2048), seed=record["seed"])
         _write_json(path, record)
         n += 1
     return n
@@ -264,7 +324,8 @@ def cell_table(records: list[dict]) -> str:
     head = ["cell", "method", "d", "seed"] + [h for h, _ in COLUMNS] + ["train s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 4 + "---:|" * (len(COLUMNS) + 1)]
     for r in records:
-        lines.append("| " + " | ".join([r["name"], r["method"], str(r["embedding_dim"]), str(r["seed"])]
+        name = r["name"] + (f" (= {r['shared_from']})" if r.get("shared_from") else "")
+        lines.append("| " + " | ".join([name, r["method"], str(r["embedding_dim"]), str(r["seed"])]
                                        + [_fmt(g(r)) for _, g in COLUMNS] + [f"{r['train_seconds']:.0f}"]) + " |")
     return "\n".join(lines)
 

@@ -70,7 +70,7 @@ def test_a_misspelt_override_is_refused():
 
 def test_two_cell_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     s = _study("tiny")
-    wd = str(tmp_path)
+    wd = str(tmp_path / "study_a")
     records = [study.run_cell(s, c, wd) for c in study.cells(s)]
     assert [r["name"] for r in records] == ["vicreg", "simclr_tuned"]
     assert records[1]["method"] == "simclr" and records[1]["settings"]["optim.base_lr"] == 0.5
@@ -95,6 +95,17 @@ def test_two_cell_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "train_and_evaluate", lambda *a, **k: pytest.fail("a finished cell was re-run"))
     again = study.run_cell(s, study.cells(s)[0], wd)
     assert again["probe"] == records[0]["probe"]
+    # Another study with a cell of the same configuration points to the run instead of repeating it ...
+    other = importlib.import_module("configs.studies.duality").get_config("tiny")
+    other.entries = [dict(name="vicreg_again", config="vicreg")]
+    shared = study.run_cell(other, study.cells(other)[0], str(tmp_path / "study_b"))
+    assert shared["shared_from"] == os.path.join("study_a", "cells", "vicreg")
+    assert shared["probe"] == records[0]["probe"] and shared["name"] == "vicreg_again"
+    assert records[0]["config_digest"] == study.config_digest(study.cell_config(s, study.cells(s)[0]))
+    # ... and one that differs in any field does not.
+    other.common = list(other.common) + [("optim.weight_decay", 1e-5)]
+    changed = study.config_digest(study.cell_config(other, study.cells(other)[0]))
+    assert changed != records[0]["config_digest"] and study.shared_run(str(tmp_path / "study_b"), changed) is None
     # A cell whose settings changed since it ran is not silently reused.
     s.common = list(s.common) + [("optim.base_lr", 0.05)]
     with pytest.raises(ValueError, match="other settings"):
