@@ -14,8 +14,9 @@ def _study(arg="tiny"):
 def test_the_duality_study_grid():
     cells = study.cells(_study("short"))
     names = [c["name"] for c in cells]
-    assert names[:6] == ["vicreg", "vicreg_exp", "vicreg_ctr", "simclr_original", "simclr_tuned", "simclr_abs"]
-    assert "vicreg-proj64" in names and "simclr_tuned-proj256" in names and len(names) == 10
+    assert names[:7] == ["vicreg", "vicreg_exp", "vicreg_ctr", "simclr_original", "simclr_tuned", "simclr_abs",
+                         "simclr_sq"]
+    assert "vicreg-proj64" in names and "simclr_tuned-proj256" in names and len(names) == 11
     cfg = study.cell_config(_study("short"), cells[names.index("simclr_tuned-proj64")])
     assert (cfg.model.projector, cfg.method.loss.temperature, cfg.optim.base_lr, cfg.train.epochs) == (
         "1024-1024-64", 0.15, 0.5, 1)
@@ -41,7 +42,7 @@ def test_the_full_duality_study_repeats_every_setting_over_three_seeds():
     groups = {}
     for c in cells:
         groups.setdefault(study.setting_name(c), []).append(c["axes"]["seed"])
-    assert len(groups) == 10 and all(sorted(v) == [0, 1, 2] for v in groups.values())
+    assert len(groups) == 11 and all(sorted(v) == [0, 1, 2] for v in groups.values())
     assert all(a in groups and b in groups for a, b in s.comparisons)  # every comparison names real settings
     assert study.cell_config(s, cells[4]).seed == 1  # vicreg_exp's second seed
 

@@ -4,7 +4,7 @@
 
 Cells: VICReg, VICReg-exp (eqs. 11-12), VICReg-ctr (eq. 13), SimCLR with its
 original hyperparameters (tau 0.1, base lr 0.3) and tuned ones (tau 0.15,
-base lr 0.5, the paper's "SimCLR tuned"), SimCLR-abs at the tuned setting,
+base lr 0.5, the paper's "SimCLR tuned"), SimCLR-abs and SimCLR-sq at the tuned setting,
 and an embedding-dimension sweep (projector h-h-d, d in {64, 256} beside the
 d = 1024 of the cells above) for VICReg and tuned SimCLR. Each cell is probed
 (linear, kNN, 1%/10% labels) and analysed (RankMe, L_c / L_nc, Prop. 3.1).
@@ -32,6 +32,7 @@ def get_config(arg: str = "short"):
              overrides=[("method.loss", {"temperature": 0.1}), ("optim.base_lr", 0.3)]),
         dict(name="simclr_tuned", config="simclr", overrides=TUNED),
         dict(name="simclr_abs", config="simclr_abs", overrides=TUNED),
+        dict(name="simclr_sq", config="simclr_sq", overrides=TUNED),
         dict(name="vicreg", config="vicreg", axes=[("model.projector", dims)]),
         dict(name="simclr_tuned", config="simclr", overrides=TUNED, axes=[("model.projector", dims)]),
     ]
@@ -39,7 +40,7 @@ def get_config(arg: str = "short"):
     c.seeds = [0, 1, 2] if arg == "full" else []
     # The paper's questions, as pairs of settings whose difference the report tests.
     c.comparisons = [("vicreg", "vicreg_exp"), ("vicreg", "vicreg_ctr"), ("vicreg_exp", "vicreg_ctr"),
-                     ("simclr_tuned", "simclr_original"), ("simclr_tuned", "simclr_abs"),
+                     ("simclr_tuned", "simclr_original"), ("simclr_tuned", "simclr_abs"), ("simclr_tuned", "simclr_sq"),
                      ("vicreg", "simclr_tuned"), ("vicreg", "vicreg-proj64"), ("simclr_tuned", "simclr_tuned-proj64")]
     if arg == "tiny":
         c.analysis_samples = 64
