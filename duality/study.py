@@ -5,7 +5,7 @@
   python -m duality.study --config=... --workdir=DIR --cell=$SLURM_ARRAY_TASK_ID   # one cell per job
   python -m duality.study --config=... --workdir=DIR --report        # table + plots from finished cells
   python -m duality.study --config=... --workdir=DIR --reanalyze     # analyses recomputed, no retraining
-  python -m duality.study --config=... --workdir=DIR --baselines     # random-init / raw-pixel probes of old cells
+  python -m duality.study --config=... --workdir=DIR --backfill      # newer fields (floors, end metrics), old cells
 
 A study config has `entries`, each a method config (`config`, a file under
 configs/, at the study's `scale`), fixed `overrides` ((dotted field, value)
@@ -148,7 +148,8 @@ def run_cell(study, cell, workdir: str) -> dict:
     record = dict(name=cell["name"], entry=cell["entry"], method=cfg.method.name, axes=cell["axes"],
                   settings=cell["settings"], seed=cfg.seed, steps=int(state.step), train_seconds=round(train_s, 1),
                   embedding_dim=int(str(cfg.model.projector).split("-")[-1]), probe=p, analysis=a,
-                  baselines=baselines(cfg, workdir, trainer), config_digest=digest, code=_code_version())
+                  baselines=baselines(cfg, workdir, trainer), train_end=train_end(wd), config_digest=digest,
+                  code=_code_version())
     if jax.process_index() == 0:
         _write_json(done, record)
     return record
@@ -257,8 +258,26 @@ def baselines(cfg, workdir: str, trainer=None) -> dict:
     return out
 
 
-def add_baselines(study, workdir: str) -> int:
-    """Baselines for finished cells that have none (cells from before they were recorded); returns the count."""
+def train_end(run_dir: str, last: float = 0.1) -> dict:
+    """The training metrics (every loss term, drift, RankMe of z) averaged over the rows logged in the last
+    `last` of the steps: whether each loss term did its job, beside the probe that says whether it helped."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    rows = [r for r in rows if "loss" in r]  # training rows (evaluation rows have no loss)
+    if not rows:
+        return {}
+    total = max(r["step"] for r in rows)
+    tail = [r for r in rows if r["step"] > (1 - last) * total] or rows[-1:]
+    keys = [k for k in tail[-1] if k != "step" and isinstance(tail[-1][k], (int, float))]
+    out = {k: float(np.nanmean([r[k] for r in tail if k in r])) for k in keys}
+    return {"from_step": int(tail[0]["step"]), "to_step": int(total), **out}
+
+
+def backfill(study, workdir: str) -> int:
+    """Add what newer code records (floors, end-of-training metrics) to finished cells; returns the count."""
     n = 0
     for c in cells(study):
         path = os.path.join(workdir, "cells", c["name"], "cell.json")
@@ -266,11 +285,16 @@ def add_baselines(study, workdir: str) -> int:
             continue
         with open(path) as f:
             record = json.load(f)
-        if "baselines" in record:
-            continue
-        record["baselines"] = baselines(cell_config(study, c), workdir)
-        _write_json(path, record)
-        n += 1
+        if record.get("shared_from"):
+            continue  # a pointer: its source cell is backfilled in its own study
+        changed = False
+        if "baselines" not in record:
+            record["baselines"], changed = baselines(cell_config(study, c), workdir), True
+        if not record.get("train_end") and os.path.exists(os.path.join(os.path.dirname(path), "metrics.jsonl")):
+            record["train_end"], changed = train_end(os.path.dirname(path)), True
+        if changed:
+            _write_json(path, record)
+            n += 1
     return n
 
 
@@ -374,6 +398,30 @@ def summary_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+GENERIC = ("from_step", "to_step", "lr", "grad_norm", "probe_loss", "probe_top1", "rankme_z", "z_std", "finite")
+
+
+def training_table(records: list[dict]) -> str:
+    """One row per setting: its loss terms, encoder drift and batch RankMe of z at the end of training (means
+    over seeds of each cell's `train_end`), to read beside the probe: did each term of the objective do its job?"""
+    lines = ["| setting | loss terms | encoder drift | RankMe z (batch) | z std x sqrt(d) |",
+             "|---|---|---:|---:|---:|"]
+    for name, rs in settings(records).items():
+        ends = [r["train_end"] for r in rs if r.get("train_end")]
+        if not ends:
+            continue
+
+        def mean(k):
+            v = [e[k] for e in ends if k in e]
+            return float(np.mean(v)) if v else float("nan")
+
+        terms = sorted((k for k in ends[0] if k not in GENERIC and not k.startswith(("drift_", "norm_"))),
+                       key=lambda k: (k != "loss", k))  # the total, then its terms
+        lines.append(f"| {name} | " + ", ".join(f"{k} {mean(k):.4g}" for k in terms)
+                     + f" | {mean('drift_encoder'):.3f} | {mean('rankme_z'):.1f} | {mean('z_std'):.3f} |")
+    return "\n".join(lines)
+
+
 def comparisons(study, records: list[dict]) -> list[tuple[str, str]]:
     """The study's own `comparisons` (pairs of setting names) that have results, else each setting vs the best."""
     groups = settings(records)
@@ -411,6 +459,11 @@ def table(records: list[dict], study=None) -> str:
     if diff.count("\n") > 1:
         out += ["## Differences", "", "Linear top-1 of A minus B with the 95% Welch interval of the difference; "
                 "resolved = the interval excludes 0.", "", diff, ""]
+    train = training_table(records)
+    if train.count("\n") > 1:
+        out += ["## Training", "", "Each objective's own terms at the end of training (mean over the steps logged "
+                "in the last 10% of the run, then over seeds), the encoder's relative distance from its "
+                "initialisation ||W - W0|| / ||W0||, and the batch RankMe of z.", "", train, ""]
     out += ["## Cells", "", cell_table(records)]
     return "\n".join(out)
 
@@ -503,8 +556,8 @@ def main(argv=None):
     flags.DEFINE_bool("list", False, "Print the cells and exit.")
     flags.DEFINE_bool("report", False, "Only write the table and plots from finished cells.")
     flags.DEFINE_bool("reanalyze", False, "Recompute finished cells' analyses from their checkpoints, then report.")
-    flags.DEFINE_bool("baselines", False, "Probe the random-init encoder and raw pixels for finished cells that "
-                      "lack them, then report.")
+    flags.DEFINE_bool("backfill", False, "Add what newer code records (random-init and raw-pixel probes, "
+                      "end-of-training metrics) to finished cells that lack it, then report.")
     flags.mark_flags_as_required(["config", "workdir"])
     FLAGS = flags.FLAGS
 
@@ -523,8 +576,8 @@ def main(argv=None):
         os.makedirs(workdir, exist_ok=True)
         if FLAGS.reanalyze:
             print(f"re-analysed {reanalyze(study, workdir)} finished cell(s)")
-        elif FLAGS.baselines:
-            print(f"baselines added to {add_baselines(study, workdir)} finished cell(s)")
+        elif FLAGS.backfill:
+            print(f"backfilled {backfill(study, workdir)} finished cell(s)")
         elif not FLAGS.report:
             chosen = all_cells if FLAGS.cell is None else [all_cells[FLAGS.cell]]
             for i, c in enumerate(chosen):

@@ -115,5 +115,8 @@ def test_two_cell_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     assert len(got) == 2 and "| vicreg | vicreg | 16 |" in text and "simclr_tuned" in text
     over = records[0]["probe"]["linear"]["top1"] - records[0]["baselines"]["random_init"]["top1"]
     assert f"| {over:.2f} (n = 1) |" in text  # the "over random init" column
+    end = records[0]["train_end"]  # VICReg's own terms at the end of training, in the table
+    assert {"inv", "var", "cov", "drift_encoder", "rankme_z"} <= set(end) and end["to_step"] == 2
+    assert f"loss {end['loss']:.4g}, cov {end['cov']:.4g}, inv {end['inv']:.4g}, var {end['var']:.4g} |" in text
     assert os.path.getsize(os.path.join(wd, "study.png")) > 10_000
     assert os.path.exists(os.path.join(wd, "study.md")) and os.path.exists(os.path.join(wd, "study.json"))
