@@ -57,7 +57,7 @@ def test_the_recipe_sweep_applies_each_setting():
     byol = study.cell_config(s, cells["byol_proj2-ema_0.97"])
     assert byol.model.projector == "1024-256" and byol.method.ema_base == 0.97
     exp = [c for n, c in cells.items() if n.startswith("vicreg_exp")]
-    assert {study.cell_config(s, c).method.loss.cov_coeff for c in exp} == {1.0, 5.0, 20.0}
+    assert {study.cell_config(s, c).method.loss.get("cov_coeff", 1.0) for c in exp} == {1.0, 5.0, 20.0}
     tiny = importlib.import_module("configs.studies.recipes").get_config("tiny")
     assert all(study.cell_config(tiny, c).train.steps == 2 for c in study.cells(tiny))
 

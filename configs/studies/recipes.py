@@ -11,8 +11,10 @@ the temperature for the InfoNCE family, the covariance coefficient and
 temperature of VICReg-exp / VICReg-ctr (chosen so that their covariance
 gradient is comparable to VICReg's: `python -m duality.analysis.cov_gradients`),
 SimSiam's projector output BatchNorm and fixed predictor lr, BYOL's
-projector depth and EMA base. One seed per cell: the sweep picks a recipe,
-then configs/studies/methods.py measures the chosen recipes over 3 seeds.
+projector depth and EMA base. Each grid holds its config's own recipe, so
+that cell is shared with configs/studies/methods.py (seed 0) rather than run
+twice. One seed per cell: the sweep picks a recipe, then
+configs/studies/methods.py measures the chosen recipes over 3 seeds.
 
 arg: "full" = 3 epochs per cell (about 10 minutes each on a 2-core CPU: run it
 as an array job), "tiny" = a few steps on a data subset (the test suite).
@@ -28,18 +30,19 @@ def get_config(arg: str = "full"):
     c = new_study("recipes", arg, ARGS, __doc__)
     c.entries = [
         dict(name="vicreg", config="vicreg", axes=LARS),
-        dict(name="barlow_twins", config="barlow_twins", axes=LARS),
+        dict(name="barlow_twins", config="barlow_twins", axes=LARS[:1] + [("optim.base_lr", [0.2, 0.6])]),
         dict(name="simclr", config="simclr", axes=TEMPERATURE + [("optim.base_lr", [0.3, 0.6])]),
         dict(name="dcl", config="dcl", axes=TEMPERATURE),
         dict(name="moco", config="moco", axes=TEMPERATURE),
         # Second-order expansion of the log-sum-exp: effective VICReg coefficient cov_coeff / (2 tau^2 (M - 1)).
         # Covariance coefficients that give the log-sum-exp term VICReg's gradient (docs/cov_gradients.md, measured
         # on the default checkpoint's embeddings: VICReg-exp 0.054x at tau 0.1, so 18.7; VICReg-ctr 0.20x, so 4.9).
+        # The first of each is its config's own loss (tau 0.1, the losses' default cov_coeff 1), written alike.
         dict(name="vicreg_exp", config="vicreg_exp", axes=[("method.loss", [
-            {"temperature": 0.1, "cov_coeff": 1.0}, {"temperature": 0.1, "cov_coeff": 20.0},
+            {"temperature": 0.1}, {"temperature": 0.1, "cov_coeff": 20.0},
             {"temperature": 0.05, "cov_coeff": 5.0}])]),
         dict(name="vicreg_ctr", config="vicreg_ctr", axes=[("method.loss", [
-            {"temperature": 0.1, "cov_coeff": 1.0}, {"temperature": 0.1, "cov_coeff": 5.0},
+            {"temperature": 0.1}, {"temperature": 0.1, "cov_coeff": 5.0},
             {"temperature": 0.05, "cov_coeff": 1.0}])]),
         dict(name="simsiam", config="simsiam", axes=[
             ("model.projector_out_bn", [False, True]), ("optim.groups", [{}, {"pred": {"schedule": "constant"}}]),
