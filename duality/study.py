@@ -126,10 +126,15 @@ def run_cell(study, cell, workdir: str) -> dict:
         if json.loads(json.dumps(cell["settings"])) != record["settings"]:
             raise ValueError(f"{done} was made with other settings ({record['settings']}) than the study now "
                              f"gives this cell ({cell['settings']}); use a new --workdir or delete the cell")
+        stored = _stored_config(done, record)
+        changed = _changed_fields(stored, _as_stored(cell_config(study, cell))) if stored else []
+        if changed:  # e.g. the method's config file was re-tuned after this cell ran
+            raise ValueError(f"{done} was made with another configuration than its config now gives "
+                             f"({'; '.join(changed[:5])}); delete the cell to re-run it")
         return record
     cfg = cell_config(study, cell)
     digest = config_digest(cfg)
-    source = shared_run(workdir, digest) if study.get("share_runs", True) else None
+    source = shared_run(workdir, cfg) if study.get("share_runs", True) else None
     if source is not None:  # the same configuration already ran in this or a sibling study: the same run
         path, found = source
         record = dict(found, name=cell["name"], entry=cell["entry"], axes=cell["axes"], settings=cell["settings"],
@@ -149,41 +154,81 @@ def run_cell(study, cell, workdir: str) -> dict:
                   settings=cell["settings"], seed=cfg.seed, steps=int(state.step), train_seconds=round(train_s, 1),
                   embedding_dim=int(str(cfg.model.projector).split("-")[-1]), probe=p, analysis=a,
                   baselines=baselines(cfg, workdir, trainer), train_end=train_end(wd), config_digest=digest,
-                  code=_code_version())
+                  code=_code_version(), config=_as_stored(cfg))
     if jax.process_index() == 0:
         _write_json(done, record)
     return record
 
 
+def _as_stored(cfg) -> dict:
+    """A config as config.json and cell.json store it (tuples as lists)."""
+    return json.loads(json.dumps(cfg.to_dict() if hasattr(cfg, "to_dict") else cfg))
+
+
 def config_digest(cfg) -> str:
-    """A run's identity: every field of its config (as config.json stores it), hashed."""
+    """A short name for a run's configuration: every field, hashed."""
     import hashlib
 
-    d = cfg.to_dict() if hasattr(cfg, "to_dict") else cfg
-    return hashlib.sha1(json.dumps(json.loads(json.dumps(d)), sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha1(json.dumps(_as_stored(cfg), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def shared_run(workdir: str, digest: str):
-    """(path, record) of a finished cell with this exact config in `workdir` or a sibling study directory.
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _changed_fields(stored: dict, current: dict, strict: bool = False) -> list[str]:
+    """Fields where a stored run's config and the current one disagree ("field: old -> new").
+
+    Not strict: a field the stored config lacks was added to the code after
+    the run, which ran with that field's default behaviour (as
+    checkpoint.check_config reads it). Strict (sharing a run): the field sets
+    must match too, since a new field may now be set to something else.
+    """
+    a, b = _flat(stored), _flat(current)
+    out = [f"{k}: {a[k]!r} -> {b.get(k, '(absent)')!r}" for k in sorted(a) if b.get(k, _ABSENT) != a[k]]
+    return out + ([f"{k}: (absent) -> {b[k]!r}" for k in sorted(set(b) - set(a))] if strict else [])
+
+
+_ABSENT = object()
+
+
+def _stored_config(path: str, record: dict):
+    """The configuration a finished cell ran with: in its cell.json, else its run's config.json, else None."""
+    if record.get("config"):
+        return record["config"]
+    beside = os.path.join(os.path.dirname(path), "config.json")
+    if os.path.exists(beside):
+        with open(beside) as f:
+            return json.load(f)
+    return None
+
+
+def shared_run(workdir: str, cfg):
+    """(path, record) of a finished cell that ran this configuration, in `workdir` or a sibling study directory.
 
     The paper's comparisons, the methods table and the recipe sweep repeat
     runs (VICReg at its own recipe and seed 0 is a cell of all three); at 12
     minutes a run on a CPU, each runs once and the others point to it
-    (`shared_from` in cell.json; the table marks them). A cell's digest is in
-    its cell.json, or computed from the config.json its run wrote.
+    (`shared_from` in cell.json; the table marks them). Configurations are
+    compared field by field (`_changed_fields`), from the config stored in
+    cell.json or the config.json the run wrote.
     """
+    current = _as_stored(cfg)
     root = os.path.dirname(os.path.abspath(workdir))
     for path in sorted(glob.glob(os.path.join(root, "*", "cells", "*", "cell.json"))):
         with open(path) as f:
             record = json.load(f)
         if record.get("shared_from"):
             continue
-        found = record.get("config_digest")
-        if found is None and os.path.exists(os.path.join(os.path.dirname(path), "config.json")):
-            with open(os.path.join(os.path.dirname(path), "config.json")) as f:
-                found = config_digest(json.load(f))
-        if found == digest:
-            return path, dict(record, config_digest=digest)
+        stored = _stored_config(path, record)
+        if stored is not None and not _changed_fields(stored, current, strict=True):
+            return path, record
     return None
 
 

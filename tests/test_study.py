@@ -1,5 +1,6 @@
 """Comparison studies: a two-cell grid on tiny data, resume, and the grid description."""
 import importlib
+import json
 import os
 
 import pytest
@@ -105,8 +106,21 @@ def test_two_cell_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     assert records[0]["config_digest"] == study.config_digest(study.cell_config(s, study.cells(s)[0]))
     # ... and one that differs in any field does not.
     other.common = list(other.common) + [("optim.weight_decay", 1e-5)]
-    changed = study.config_digest(study.cell_config(other, study.cells(other)[0]))
-    assert changed != records[0]["config_digest"] and study.shared_run(str(tmp_path / "study_b"), changed) is None
+    changed = study.cell_config(other, study.cells(other)[0])
+    assert study.config_digest(changed) != records[0]["config_digest"]
+    assert study.shared_run(str(tmp_path / "study_b"), changed) is None
+    # A finished cell whose config file changed since (the settings alone still match) is not silently reused.
+    path = os.path.join(wd, "cells", "vicreg", "cell.json")
+    with open(path) as f:
+        rec = json.load(f)
+    rec["config"]["optim"]["weight_decay"] = 0.5
+    with open(path, "w") as f:
+        json.dump(rec, f)
+    with pytest.raises(ValueError, match="another configuration.*weight_decay: 0.5"):
+        study.run_cell(s, study.cells(s)[0], wd)
+    rec["config"]["optim"]["weight_decay"] = records[0]["config"]["optim"]["weight_decay"]
+    with open(path, "w") as f:
+        json.dump(rec, f)
     # A cell whose settings changed since it ran is not silently reused.
     s.common = list(s.common) + [("optim.base_lr", 0.05)]
     with pytest.raises(ValueError, match="other settings"):
