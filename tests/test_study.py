@@ -104,6 +104,14 @@ def test_two_cell_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     assert shared["shared_from"] == os.path.join("study_a", "cells", "vicreg")
     assert shared["probe"] == records[0]["probe"] and shared["name"] == "vicreg_again"
     assert records[0]["config_digest"] == study.config_digest(study.cell_config(s, study.cells(s)[0]))
+    # A sibling study finds the floors already probed (no probe runs) and keeps its own copy.
+    from duality import probe as probe_module
+
+    monkeypatch.setattr(probe_module, "linear_probe", lambda *a, **k: pytest.fail("a cached floor was re-probed"))
+    floors = study.baselines(study.cell_config(s, study.cells(s)[0]), str(tmp_path / "study_c"))
+    assert floors == records[0]["baselines"] and len(os.listdir(tmp_path / "study_c" / "baselines")) == 2
+    monkeypatch.undo()
+    monkeypatch.setattr(train, "train_and_evaluate", lambda *a, **k: pytest.fail("a finished cell was re-run"))
     # ... and one that differs in any field does not.
     other.common = list(other.common) + [("optim.weight_decay", 1e-5)]
     changed = study.cell_config(other, study.cells(other)[0])
