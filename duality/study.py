@@ -143,6 +143,9 @@ def run_cell(study, cell, workdir: str) -> dict:
             os.makedirs(wd, exist_ok=True)
             _write_json(done, record)
         return record
+    from duality import checkpoint
+
+    resumed = os.path.isdir(wd) and checkpoint.has_checkpoint(wd)  # its time is then this invocation's part only
     t0 = time.perf_counter()
     trainer, state = train.train_and_evaluate(cfg, wd)
     if int(state.step) < trainer.total_steps:  # interrupted: the next invocation resumes it
@@ -151,7 +154,7 @@ def run_cell(study, cell, workdir: str) -> dict:
     p = probe.probe_workdir(wd, seed=cfg.seed)
     a = embedding.analyze_workdir(wd, samples=study.get("analysis_samples", 2048), seed=cfg.seed)
     record = dict(name=cell["name"], entry=cell["entry"], method=cfg.method.name, axes=cell["axes"],
-                  settings=cell["settings"], seed=cfg.seed, steps=int(state.step), train_seconds=round(train_s, 1),
+                  settings=cell["settings"], seed=cfg.seed, steps=int(state.step), train_seconds=round(train_s, 1), resumed=resumed,
                   embedding_dim=int(str(cfg.model.projector).split("-")[-1]), probe=p, analysis=a,
                   baselines=baselines(cfg, workdir, trainer), train_end=train_end(wd), config_digest=digest,
                   code=_code_version(), config=_as_stored(cfg))
@@ -401,7 +404,9 @@ def cell_table(records: list[dict]) -> str:
     for r in records:
         name = r["name"] + (f" (= {r['shared_from']})" if r.get("shared_from") else "")
         lines.append("| " + " | ".join([name, r["method"], str(r["embedding_dim"]), str(r["seed"])]
-                                       + [_fmt(g(r)) for _, g in COLUMNS] + [f"{r['train_seconds']:.0f}"]) + " |")
+                                       + [_fmt(g(r)) for _, g in COLUMNS]
+                                       + [f"{r['train_seconds']:.0f}" + (" (resumed)" if r.get("resumed") else "")])
+                     + " |")
     return "\n".join(lines)
 
 
@@ -443,9 +448,10 @@ def summary_table(records: list[dict]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(SUMMARY) + 2)]
     for name, rs in settings(records).items():
         cols = [_cell_summary(g, rs) for _, g in SUMMARY]
-        secs = np.mean([r["train_seconds"] for r in rs])
+        whole = [r["train_seconds"] for r in rs if not r.get("resumed")]  # a resumed cell timed only its last part
+        secs = f"{np.mean(whole):.0f}" if whole else "n/a"
         lines.append("| " + " | ".join([name, rs[0]["method"], str(rs[0]["embedding_dim"]), str(len(rs))] + cols
-                                       + [f"{secs:.0f}"]) + " |")
+                                       + [secs]) + " |")
     return "\n".join(lines)
 
 

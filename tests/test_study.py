@@ -77,7 +77,7 @@ def test_two_cell_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     assert [r["name"] for r in records] == ["vicreg", "simclr_tuned"]
     assert records[1]["method"] == "simclr" and records[1]["settings"]["optim.base_lr"] == 0.5
     for r in records:
-        assert r["steps"] == 2 and 0 <= r["probe"]["linear"]["top1"] <= 100
+        assert r["steps"] == 2 and 0 <= r["probe"]["linear"]["top1"] <= 100 and r["resumed"] is False
         assert r["analysis"]["duality"]["relative_residual"] < 1e-5
     # Each cell carries its floors; both cells start from the same backbone (seed 0), so they share one
     # random-init probe, and the raw-pixel one equals a direct probe of the pixels.
