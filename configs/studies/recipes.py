@@ -55,7 +55,7 @@ def get_config(arg: str = "full"):
         dict(name="byol_proj3", config="byol", overrides=[("model.projector", "{h}-{h}-256")],
              axes=[("method.ema_base", [0.99])]),
         dict(name="byol_proj2_lr1", config="byol", overrides=[("model.projector", "{h}-256"), ("optim.base_lr", 1.0)],
-             axes=[("method.ema_base", [0.99])]),
+             axes=[("method.ema_base", [0.97, 0.99])]),
     ]
     c.common = []
     if arg == "tiny":
