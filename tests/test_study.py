@@ -51,7 +51,7 @@ def test_the_full_duality_study_repeats_every_setting_over_three_seeds():
 def test_the_recipe_sweep_applies_each_setting():
     s = importlib.import_module("configs.studies.recipes").get_config("full")
     cells = {c["name"]: c for c in study.cells(s)}
-    assert len(cells) == len(set(cells)) == 44
+    assert len(cells) == len(set(cells)) == 49
     siam = [c for n, c in cells.items() if n.startswith("simsiam") and "groupredscheconstant" in n]
     cfg = study.cell_config(s, siam[0])
     assert cfg.optim.groups.pred.schedule == "constant" and cfg.method.name == "simsiam"
