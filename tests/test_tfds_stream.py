@@ -128,7 +128,10 @@ def test_imagenet_config_is_the_papers_setting():
         "imagenet2012", 224, "resnet50", "8192-8192-8192")
     assert cfg.train.epochs == 100 and cfg.optim.warmup_epochs == 10
     byol = importlib.import_module("configs.byol").get_config("imagenet")
-    assert (byol.model.projector, byol.model.predictor) == ("8192-8192-256", "8192-256")
+    # BYOL's projector and predictor are both Linear-BN-ReLU-Linear in the reference; the long-run EMA base.
+    assert (byol.model.projector, byol.model.predictor, byol.method.ema_base) == ("8192-256", "8192-256", 0.99)
+    siam = importlib.import_module("configs.simsiam").get_config("imagenet")
+    assert siam.optim.base_lr == 0.05 and siam.model.projector_out_bn  # the reference's lr; 0.5 is Fashion-MNIST's
 
 
 def test_unprepared_imagenet_says_how_to_prepare(tmp_path):
