@@ -330,15 +330,19 @@ def train_end(run_dir: str, last: float = 0.1) -> dict:
     return {"from_step": int(tail[0]["step"]), "to_step": int(total), **out}
 
 
+def _finished(study, workdir: str):
+    """(cell, path of its cell.json, record) for each finished cell, in the study's order."""
+    for c in cells(study):
+        path = os.path.join(workdir, "cells", c["name"], "cell.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                yield c, path, json.load(f)
+
+
 def backfill(study, workdir: str) -> int:
     """Add what newer code records (floors, end-of-training metrics) to finished cells; returns the count."""
     n = 0
-    for c in cells(study):
-        path = os.path.join(workdir, "cells", c["name"], "cell.json")
-        if not os.path.exists(path):
-            continue
-        with open(path) as f:
-            record = json.load(f)
+    for c, path, record in _finished(study, workdir):
         if record.get("shared_from"):
             continue  # a pointer: its source cell is backfilled in its own study
         changed = False
@@ -357,12 +361,7 @@ def reanalyze(study, workdir: str, samples=None) -> int:
     from duality.analysis import embedding
 
     n = 0
-    for c in cells(study):
-        path = os.path.join(workdir, "cells", c["name"], "cell.json")
-        if not os.path.exists(path):
-            continue
-        with open(path) as f:
-            record = json.load(f)
+    for _, path, record in _finished(study, workdir):
         run_dir = os.path.dirname(path)
         if record.get("shared_from"):  # the run lives in the cell it was shared from
             run_dir = os.path.join(os.path.dirname(os.path.abspath(workdir)), record["shared_from"])
@@ -582,12 +581,7 @@ def plot(records: list[dict], path: str, title: str = "") -> str:
 
 
 def report(study, workdir: str) -> tuple[str, list[dict]]:
-    records = []
-    for c in cells(study):
-        path = os.path.join(workdir, "cells", c["name"], "cell.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                records.append(json.load(f))
+    records = [record for _, _, record in _finished(study, workdir)]
     if not records:
         return "", []
     md = [f"# Study {study.get('name', '')}", "", study.get("description", "").strip(), "",
