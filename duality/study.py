@@ -133,7 +133,6 @@ def run_cell(study, cell, workdir: str) -> dict:
                              f"({'; '.join(changed[:5])}); delete the cell to re-run it")
         return record
     cfg = cell_config(study, cell)
-    digest = config_digest(cfg)
     source = shared_run(workdir, cfg) if study.get("share_runs", True) else None
     if source is not None:  # the same configuration already ran in this or a sibling study: the same run
         path, found = source
@@ -145,7 +144,7 @@ def run_cell(study, cell, workdir: str) -> dict:
         return record
     from duality import checkpoint
 
-    resumed = os.path.isdir(wd) and checkpoint.has_checkpoint(wd)  # its time is then this invocation's part only
+    resumed = checkpoint.has_checkpoint(wd)  # its time is then this invocation's part only
     t0 = time.perf_counter()
     trainer, state = train.train_and_evaluate(cfg, wd)
     if int(state.step) < trainer.total_steps:  # interrupted: the next invocation resumes it
@@ -154,10 +153,10 @@ def run_cell(study, cell, workdir: str) -> dict:
     p = probe.probe_workdir(wd, seed=cfg.seed)
     a = embedding.analyze_workdir(wd, samples=study.get("analysis_samples", 2048), seed=cfg.seed)
     record = dict(name=cell["name"], entry=cell["entry"], method=cfg.method.name, axes=cell["axes"],
-                  settings=cell["settings"], seed=cfg.seed, steps=int(state.step), train_seconds=round(train_s, 1), resumed=resumed,
-                  embedding_dim=int(str(cfg.model.projector).split("-")[-1]), probe=p, analysis=a,
-                  baselines=baselines(cfg, workdir, trainer), train_end=train_end(wd), config_digest=digest,
-                  code=_code_version(), config=_as_stored(cfg))
+                  settings=cell["settings"], seed=cfg.seed, steps=int(state.step), train_seconds=round(train_s, 1),
+                  resumed=resumed, embedding_dim=int(str(cfg.model.projector).split("-")[-1]), probe=p, analysis=a,
+                  baselines=baselines(cfg, workdir, trainer), train_end=train_end(wd), code=_code_version(),
+                  config=_as_stored(cfg))
     if jax.process_index() == 0:
         _write_json(done, record)
     return record
@@ -166,13 +165,6 @@ def run_cell(study, cell, workdir: str) -> dict:
 def _as_stored(cfg) -> dict:
     """A config as config.json and cell.json store it (tuples as lists)."""
     return json.loads(json.dumps(cfg.to_dict() if hasattr(cfg, "to_dict") else cfg))
-
-
-def config_digest(cfg) -> str:
-    """A short name for a run's configuration: every field, hashed."""
-    import hashlib
-
-    return hashlib.sha1(json.dumps(_as_stored(cfg), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -291,10 +283,11 @@ def baselines(cfg, workdir: str, trainer=None) -> dict:
              lambda: [pretrained.Encoder(cfg, init.params, init.batch_stats).encode(x)["h"]
                       for x in (d.train_arrays["image"][keep], d.test_arrays["image"])]),
             ("raw_pixels", f"{cfg.data.name}-seed{cfg.seed}-pixels",
-             lambda: [np.asarray(x, np.float32) / 255.0 for x in (d.train_arrays["image"][keep], d.test_arrays["image"])])):
+             lambda: [np.asarray(x, np.float32) / 255.0
+                      for x in (d.train_arrays["image"][keep], d.test_arrays["image"])])):
         path = os.path.join(workdir, "baselines", key + ".json")
-        cached = [path] + sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(workdir)), "*", "baselines",
-                                                        key + ".json")))  # a sibling study probed it already
+        siblings = os.path.join(os.path.dirname(os.path.abspath(workdir)), "*", "baselines", key + ".json")
+        cached = [path] + sorted(glob.glob(siblings))  # a sibling study may have probed it already
         cached = [c for c in cached if os.path.exists(c)]
         if cached:
             with open(cached[0]) as f:
