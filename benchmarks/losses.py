@@ -18,7 +18,7 @@ import time
 import jax
 
 from duality import losses
-from duality.analysis.loss_report import extra_inputs
+from duality.analysis.loss_report import example_inputs
 
 ROUTED = ("vicreg", "barlow_twins")
 
@@ -39,9 +39,8 @@ def bench(name: str, n: int, m: int, repeats: int, budget_s: float, **hparams):
     key = jax.random.key(0)
     z1 = jax.random.normal(key, (n, m))
     z2 = z1 + 0.5 * jax.random.normal(jax.random.key(1), (n, m))
-    kw = {**extra_inputs(name, z1, z2, key), **hparams}
-    arrays = {k: v for k, v in kw.items() if isinstance(v, jax.Array)}
-    static = {k: v for k, v in kw.items() if k not in arrays}
+    arrays, static = example_inputs(name, n, m)
+    static.update(hparams)
     fn = losses.get(name)
     step = jax.jit(jax.value_and_grad(lambda a, b, arr: fn(a, b, **arr, **static)[0], argnums=(0, 1)))
     return _timed(step, (z1, z2, arrays), repeats, budget_s)

@@ -17,6 +17,7 @@ the CPU default and the paper's 8192 on ImageNet.
 """
 import ml_collections
 
+from duality import methods
 from duality.data import augment
 
 SCALES = ("fashion_mnist", "cifar10", "cifar100", "stl10", "imagenette", "imagenet")
@@ -48,9 +49,9 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
                   local_view=_views([augment.ViewSpec(12, crop_scale=(0.1, 0.4), saturation=0.0, hue=0.0,
                                                       gray_p=0.0)])[0])
     c.model = dict(encoder="small", widths=(32, 64, 128, 256), stem="cifar", projector="{h}-{h}-{h}",
-                   projector_out_bn=False, predictor="", n_prototypes=0, dino_out=0, zero_init_residual=True, dtype="float32")
-    c.method = dict(name="vicreg", loss={}, ema_base=0.996, queue_size=0, queue_start_step=0,
-                    freeze_prototypes_steps=0, center_momentum=0.9)
+                   projector_out_bn=False, zero_init_residual=True, dtype="float32")
+    # The method's own block (duality/methods): its name, its loss's hyperparameters, its own fields.
+    c.method = methods.get("vicreg").config()
     # LARS as solo-learn's small-batch recipes run it (trust coefficient 0.02, lr clipping: a step moves a
     # weight by at most 2% of its norm); the ImageNet scale below uses the official large-batch 0.001.
     # groups: per top-level module (backbone, proj, pred, ...) base_lr / weight_decay / schedule; see optim.py.
@@ -96,13 +97,45 @@ def get_config(arg: str = "fashion_mnist") -> ml_collections.ConfigDict:
 
 
 def method_config(arg: str, name: str, loss=None, model=None, method=None, optim=None, data=None):
-    """base.get_config(arg) with the method's own settings layered on top."""
+    """base.get_config(arg) with method `name`'s block (its defaults, `loss` and `method` on top) and the
+    other blocks' overrides. Strings may contain "{h}", the scale's hidden width."""
     c = get_config(arg)
-    c.method.name = name
-    for block, values in (("model", model), ("method", method), ("optim", optim), ("data", data)):
+
+    def fmt(v):
+        return v.format(h=HIDDEN[arg]) if isinstance(v, str) else v
+
+    c.method = methods.get(name).config(loss=loss, **{k: fmt(v) for k, v in (method or {}).items()})
+    for block, values in (("model", model), ("optim", optim), ("data", data)):
         for k, v in (values or {}).items():
-            if block == "model" and k in ("projector", "predictor"):
-                v = v.format(h=HIDDEN[arg])
-            setattr(getattr(c, block), k, v)
-    c.method.loss = dict(loss or {})
+            setattr(getattr(c, block), k, fmt(v))
     return c
+
+
+# The tiny scale of the test suite and of every study's "tiny" argument: the code paths of a real run in
+# seconds (a 256-image subset, batches of 16, a two-stage convnet, a 32-16 projector, logs and checkpoints at
+# every step). `tiny` also applies the method's own small settings (Method.small: queue, prototypes, heads).
+TINY = (("data.train_subset", 256), ("data.global_batch", 16), ("model.widths", (8, 16)),
+        ("model.projector", "32-16"), ("optim.warmup_steps", 1), ("optim.warmup_epochs", 0),
+        ("train.log_every", 1), ("train.checkpoint_every", 1), ("eval.probe_l2", (1e-3,)))
+
+
+def tiny(c: ml_collections.ConfigDict, steps: int = 2) -> ml_collections.ConfigDict:
+    """Config `c` (any method's) at the TINY scale, for `steps` steps."""
+    for dotted, value in TINY:
+        block, field = dotted.split(".")
+        setattr(getattr(c, block), field, value)
+    for k, v in methods.get(c.method.name).small.items():
+        if k == "loss":
+            c.method.loss.update(v)
+        else:
+            setattr(c.method, k, v)
+    c.train.steps = steps
+    return c
+
+
+def tiny_flags() -> list[str]:
+    """TINY as command-line overrides (--config.<field>=<value>)."""
+    def text(v):
+        return "(" + ", ".join(map(str, v)) + ("," if len(v) == 1 else "") + ")" if isinstance(v, tuple) else str(v)
+
+    return [f"--config.{k}={text(v)}" for k, v in TINY]

@@ -24,6 +24,6 @@ def get_config(arg: str = "fashion_mnist"):
     # The projector is the reference's at every scale; lr and EMA base were measured for 702 steps on
     # Fashion-MNIST only: other scales keep base.py's lr and the long-run EMA base.
     measured = arg == "fashion_mnist"
-    return base.method_config(arg, "byol", model={'projector': '{h}-256', 'predictor': '{h}-256'},
-                              method={'ema_base': 0.97 if measured else 0.99},
+    return base.method_config(arg, "byol", model={'projector': '{h}-256'},
+                              method={'predictor': '{h}-256', 'ema_base': 0.97 if measured else 0.99},
                               optim={'base_lr': 1.0} if measured else None)

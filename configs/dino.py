@@ -16,6 +16,6 @@ from configs import base
 def get_config(arg: str = "fashion_mnist"):
     measured = arg == "fashion_mnist"  # a faster teacher and a 4x lr for 702 steps
     return base.method_config(arg, "dino", loss={'student_temperature': 0.1, 'teacher_temperature': 0.04},
-                              model={'projector': '{h}-{h}-256', 'dino_out': 1024},
-                              method={'ema_base': 0.99 if measured else 0.996},
+                              model={'projector': '{h}-{h}-256'},
+                              method={'out_dim': 1024, 'ema_base': 0.99 if measured else 0.996},
                               optim={'name': 'adamw', 'base_lr': 2e-3 if measured else 5e-4, 'weight_decay': 0.04})

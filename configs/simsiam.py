@@ -18,7 +18,7 @@ def get_config(arg: str = "fashion_mnist"):
     # Output BN and the fixed predictor lr are the reference's at every scale; lr 0.5 (solo-learn's small-data
     # value) was measured for 702 steps on Fashion-MNIST only: other scales keep the reference's 0.05.
     lr = 0.5 if arg == "fashion_mnist" else 0.05
-    return base.method_config(arg, "simsiam", model={'projector': '{h}-{h}-{h}', 'predictor': '256-{h}',
-                                                     'projector_out_bn': True},
+    return base.method_config(arg, "simsiam", model={'projector': '{h}-{h}-{h}', 'projector_out_bn': True},
+                              method={'predictor': '256-{h}'},
                               optim={'name': 'sgd', 'base_lr': lr, 'weight_decay': 0.0001,
                                      'groups': {'pred': {'schedule': 'constant'}}})

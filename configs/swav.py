@@ -17,4 +17,4 @@ from configs import base
 
 
 def get_config(arg: str = "fashion_mnist"):
-    return base.method_config(arg, "swav", loss={'temperature': 0.1, 'epsilon': 0.05}, model={'projector': '{h}-128', 'n_prototypes': 100}, method={'freeze_prototypes_steps': 100})
+    return base.method_config(arg, "swav", loss={'temperature': 0.1, 'epsilon': 0.05}, model={'projector': '{h}-128'}, method={'n_prototypes': 100, 'freeze_prototypes_steps': 100})

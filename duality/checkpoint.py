@@ -102,7 +102,9 @@ def check_config(workdir: str, cfg_dict: dict, resuming: bool) -> None:
     path = os.path.join(workdir, "config.json")
     cfg_dict = json.loads(json.dumps(cfg_dict))  # as stored: tuples become lists
     if resuming and fileio.exists(path):
-        old = json.loads(fileio.read_text(path))
+        from duality import methods
+
+        old = json.loads(json.dumps(methods.upgrade(json.loads(fileio.read_text(path)))))  # an older layout, as now
         # A field the stored config lacks was added to the code after that run started: not a change.
         changed = [k for k in IDENTITY_FIELDS if _get(old, k) is not _MISSING and _get(old, k) != _get(cfg_dict, k)]
         if changed:

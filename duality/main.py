@@ -23,7 +23,6 @@ running (a non-finite step, a checkpoint that could not be written).
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -62,7 +61,38 @@ def _parse_flags(argv):
     try:
         return FLAGS(argv)
     except (flags.Error, ValueError, TypeError, AttributeError, KeyError) as e:
-        _fail(BAD_INPUT, f"{e}\nSee --helpfull for the flags; config fields are set as --config.<field>=<value>.")
+        hint = _unknown_field(argv)
+        _fail(BAD_INPUT, f"{hint or e}\nSee --helpfull for the flags; config fields are set as "
+                         f"--config.<field>=<value>.")
+
+
+def _unknown_field(argv) -> str:
+    """For an override of a field the config lacks: which block lacks it and the fields that block has."""
+    import importlib.util
+
+    path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), "configs/loss_report.py")
+    file, _, arg = path.partition(":")
+    try:
+        spec = importlib.util.spec_from_file_location("_duality_config", file)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        cfg = module.get_config(arg) if arg else module.get_config()
+    except Exception:  # the config itself is what failed: absl's message says so
+        return ""
+    for a in argv:
+        if not a.startswith("--config."):
+            continue
+        dotted = a[len("--config."):].split("=", 1)[0]
+        node, seen = cfg, []
+        for part in dotted.split("."):
+            if not hasattr(node, "keys"):
+                break
+            if part not in node:
+                where = "config." + ".".join(seen) if seen else "the config"
+                return (f"--config.{dotted}: {where} has no field {part!r}; its fields are "
+                        f"{', '.join(sorted(node.keys()))}")
+            node, seen = node[part], seen + [part]
+    return ""
 
 
 def run_loss_report(cfg):
@@ -80,47 +110,18 @@ def run_loss_report(cfg):
 
 
 def run_pretraining(cfg, workdir: str):
-    import jax
-
-    from duality import checkpoint, probe, train
+    from duality import checkpoint, train
 
     try:
         prepared = train.prepare(cfg, workdir)  # every input check, before anything is written
     except (ValueError, OSError, KeyError) as e:
         _fail(BAD_INPUT, e)
     try:
-        trainer, state = train.train_and_evaluate(cfg, workdir, prepared=prepared)
+        train.train_and_evaluate(cfg, workdir, prepared=prepared)
     except (FloatingPointError, checkpoint.CheckpointError) as e:
         _fail(1, e)
     except KeyboardInterrupt as e:  # a second SIGTERM/SIGINT: the step is hung, nothing is left to save
         _fail(130, e, now=True)
-    if jax.process_index() == 0:
-        from duality.analysis import curves
-        print(f"training curves: {curves.plot_training(workdir)}", flush=True)
-    if int(state.step) < trainer.total_steps or not cfg.eval.linear_probe:
-        return
-    d, nc = trainer.data, cfg.data.num_classes
-    kw = dict(num_classes=nc, l2=tuple(cfg.eval.probe_l2), seed=cfg.seed)
-
-    def probe_encoder(params, batch_stats):
-        return probe.linear_probe(trainer.features(params, batch_stats, d.train_arrays), d.train_arrays["label"],
-                                  trainer.features(params, batch_stats, d.test_arrays), d.test_arrays["label"], **kw)
-
-    results = {"pretrained": probe_encoder(state.params, state.batch_stats)}
-    if cfg.eval.baselines:
-        init = trainer.init_state(cfg.seed)
-        results["random_init"] = probe_encoder(init.params, init.batch_stats)
-        results["raw_pixels"] = probe.linear_probe(d.train_arrays["image"] / 255.0, d.train_arrays["label"],
-                                                   d.test_arrays["image"] / 255.0, d.test_arrays["label"], **kw)
-    print(f"\nlinear probe on {cfg.data.name} test ({len(d.test_arrays['label'])} images), frozen features:")
-    for name, r in results.items():
-        print(f"  {name:<12} top-1 {r['top1']:6.2f}%   top-5 {r['top5']:6.2f}%   (L-BFGS: l2 {r['l2']:g}, "
-              f"{r['iterations']} iterations, gradient norm {r['grad_norm']:.1e})")
-    if jax.process_index() == 0:
-        from duality import fileio
-
-        fileio.write_text(os.path.join(workdir, "linear_probe.json"),
-                          json.dumps({"step": int(state.step), **results}, indent=2))
 
 
 def run_probe(workdir: str, step):

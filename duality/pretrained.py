@@ -82,7 +82,9 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
 
     if not fileio.exists(path):
         raise FileNotFoundError(f"{path} is missing: is {workdir} a duality workdir?")
-    return ml_collections.ConfigDict(json.loads(fileio.read_text(path)))
+    from duality import methods
+
+    return ml_collections.ConfigDict(methods.upgrade(json.loads(fileio.read_text(path))))
 
 
 class Encoder:

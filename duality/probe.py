@@ -57,7 +57,7 @@ MAX_ITER, TOL = 300, 1e-4
 SELECT_ITER = 100
 
 
-def _standardise(train_x, *others):
+def standardize(train_x, *others):
     train_x = np.asarray(train_x, np.float32).reshape(len(train_x), -1)
     mean, std = train_x.mean(0), train_x.std(0) + 1e-6
     return [jnp.asarray((train_x - mean) / std)] + [
@@ -176,7 +176,7 @@ def linear_probe(train_x, train_y, test_x, test_y, num_classes: int, l2=L2_GRID,
         perm = np.random.default_rng(seed).permutation(len(train_y))
         n_hold = max(1, int(round(holdout * len(train_y))))
         hold, fit_idx = perm[:n_hold], perm[n_hold:]
-        xf, xh = _standardise(np.asarray(train_x)[fit_idx], np.asarray(train_x)[hold])
+        xf, xh = standardize(np.asarray(train_x)[fit_idx], np.asarray(train_x)[hold])
         params, _ = fit(xf, jnp.asarray(train_y[fit_idx]), num_classes, grid, min(select_iter, max_iter), tol)
         held = [_accuracy(xh @ params["w"][i] + params["b"][i], jnp.asarray(train_y[hold]))["top1"]
                 for i in range(len(grid))]
@@ -189,7 +189,7 @@ def linear_probe(train_x, train_y, test_x, test_y, num_classes: int, l2=L2_GRID,
         init = jax.tree.map(lambda a: a[grid.index(l2)], params)
     else:
         init = None
-    xs, xt = _standardise(train_x, test_x)
+    xs, xt = standardize(train_x, test_x)
     params, info = fit(xs, jnp.asarray(train_y), num_classes, (float(l2),), max_iter, tol, init=init)
     acc = _accuracy(xt @ params["w"][0] + params["b"][0], jnp.asarray(test_y))
     info = {k: float(v[0]) for k, v in info.items()}

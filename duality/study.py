@@ -43,7 +43,10 @@ def set_field(cfg, dotted: str, value):
         node = node[p]
     if last not in node:
         raise KeyError(f"study override {dotted!r}: the config has no field {last!r} (fields: {sorted(node)})")
-    node[last] = value
+    if dotted == "method.loss":  # the loss's hyperparameters: the ones given change, the others keep their values
+        node[last].update(value)
+    else:
+        node[last] = value
 
 
 def _short(value) -> str:
@@ -146,7 +149,7 @@ def run_cell(study, cell, workdir: str) -> dict:
 
     resumed = checkpoint.has_checkpoint(wd)  # its time is then this invocation's part only
     t0 = time.perf_counter()
-    trainer, state = train.train_and_evaluate(cfg, wd)
+    trainer, state = train.fit(cfg, wd)
     if int(state.step) < trainer.total_steps:  # interrupted: the next invocation resumes it
         raise KeyboardInterrupt(f"cell {cell['name']} stopped at step {int(state.step)}")
     train_s = time.perf_counter() - t0
@@ -195,13 +198,14 @@ _ABSENT = object()
 
 def _stored_config(path: str, record: dict):
     """The configuration a finished cell ran with: in its cell.json, else its run's config.json, else None."""
-    if record.get("config"):
-        return record["config"]
+    from duality import methods
+
+    stored = record.get("config")
     beside = os.path.join(os.path.dirname(path), "config.json")
-    if os.path.exists(beside):
+    if not stored and os.path.exists(beside):
         with open(beside) as f:
-            return json.load(f)
-    return None
+            stored = json.load(f)
+    return _as_stored(methods.upgrade(stored)) if stored else None
 
 
 def shared_run(workdir: str, cfg):

@@ -1,13 +1,16 @@
 """The trainer: config in, pretrained encoder and its numbers out.
 
 One data-parallel step, `jax.jit` + `jax.shard_map` over a 1-D mesh axis
-"batch" (the per-device program pmap would run, in the current API):
+"batch" (the per-device program pmap would run, in the current API), built
+from the method's hooks (duality/methods/base.py) and never from its name:
 
   views  = augment(key, images)                   on device, per-example keys
-  out    = model.apply(params, view)              sync BatchNorm over "batch"
-  loss   = losses.get(method)(z1, z2, axis_name="batch", ...)
-  grads  = pmean(d loss / d per-device params)    exact: see losses/collectives.py
-  params = optax update; EMA target; queue; centre; online probe
+  out    = model.apply(params, view)              sync BatchNorm over "batch"; the method's heads included
+  a, b, inputs = method.loss_inputs(...)          e.g. predictions and EMA-target projections
+  loss   = method.loss(a, b, inputs)              the registered loss, axis_name="batch"
+  grads  = method.grads(pmean(d loss / d params)) exact: see losses/collectives.py
+  params = optax update; method.after_update      EMA target, queue, centre, renormalisation
+  online probe; metrics; non-finite guard
 
 A step whose loss, gradient or new state is not finite is never applied
 (the state is kept, `skipped` counts it), so no non-finite state can reach a
@@ -17,6 +20,8 @@ more than `train.max_skipped` steps were skipped.
 """
 from __future__ import annotations
 
+import json
+import os
 import time
 from typing import Any
 
@@ -29,7 +34,7 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from duality import checkpoint, data, distributed, health, losses, methods, models, optim, probe
+from duality import checkpoint, data, distributed, fileio, health, losses, methods, optim, probe
 from duality.data import augment as aug
 from duality.metrics import Progress, Writer
 
@@ -67,11 +72,12 @@ class Trainer:
             raise ValueError(f"data.views must hold the two global views, got {len(self.views)}")
         n_local = config.data.get("local_views", 0)
         self.local_view = aug.view_spec(config.data.local_view) if n_local else None
-        methods.validate(config.method, config.model, n_local, self.global_batch)
+        self.method = methods.get(config.method.name)
+        self.method.check(config.method, global_batch=self.global_batch, local_views=n_local)
         if config.train.log_every < 1:
             raise ValueError(f"train.log_every must be >= 1, got {config.train.log_every}")
-        self.model = models.build(config.model, axis_name=AXIS)
-        self.eval_model = models.build(config.model, axis_name=None)
+        self.model = methods.build_model(config, axis_name=AXIS)
+        self.eval_model = methods.build_model(config, axis_name=None)
         size, ch = config.data.image_size, config.data.channels
         modules = jax.eval_shape(lambda: self.eval_model.init(jax.random.PRNGKey(0), jnp.zeros((2, size, size, ch)),
                                                               train=False))["params"].keys()
@@ -107,20 +113,17 @@ class Trainer:
     def _initial_values(self, seed: int) -> TrainState:
         cfg = self.config
         rng = jax.random.PRNGKey(seed)
-        k_model, k_method, k_probe, k_run = jax.random.split(rng, 4)
+        # Four keys, as since the first version, so that a seed gives the same initial network.
+        k_model, k_method, _, k_run = jax.random.split(rng, 4)
         size, ch = cfg.data.image_size, cfg.data.channels
         variables = self.eval_model.init(k_model, jnp.zeros((2, size, size, ch)), train=False)
         params, batch_stats = variables["params"], variables.get("batch_stats", {})
-        if "prototypes" in params:
-            params = dict(params, prototypes=losses.normalize_embeddings(params["prototypes"]))
         h = self.eval_model.apply(variables, jnp.zeros((2, size, size, ch)), method="represent")
-        embed_dim = models.parse_spec(cfg.model.projector)[-1]
         probe_params = {"w": jnp.zeros((h.shape[-1], cfg.data.num_classes)), "b": jnp.zeros((cfg.data.num_classes,))}
-        del k_probe
         state = TrainState(
             step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
             opt_state=self.tx.init(params),
-            method=methods.init_state(cfg.method, cfg.model, params, batch_stats, k_method, embed_dim),
+            method=self.method.init_state(cfg.method, params, batch_stats, k_method, methods.embed_dim(cfg)),
             probe_params=probe_params, probe_opt_state=self.probe_tx.init(probe_params), rng=k_run,
             skipped=jnp.zeros((), jnp.int32))
         return state
@@ -155,83 +158,77 @@ class Trainer:
                 [view(100 + i, self.local_view, batch["local_views"][:, i], False) for i in range(n_local)])
 
     def _per_device(self, state: TrainState, batch: dict, initial_params):
-        cfg = self.config
-        labels = batch["label"]
+        """The step one device runs: its shard of the batch, the replicated state."""
+        cfg, method = self.config, self.method
         k_views, loss_key = jax.random.split(jax.random.fold_in(state.rng, state.step))
         k_views = jax.random.fold_in(k_views, jax.lax.axis_index(AXIS))  # per device; loss_key is shared (W-MSE)
         views, locals_ = self._augment(k_views, batch)
         target_outs = None
-        if "target" in state.method:
+        if "target" in state.method:  # an EMA target network (BYOL, MoCo, DINO)
             t = state.method["target"]
-            target_outs, _ = self._forward(t["params"], t["batch_stats"], views)
-            target_outs = jax.lax.stop_gradient(target_outs)
+            target_outs = jax.lax.stop_gradient(self._forward(t["params"], t["batch_stats"], views)[0])
 
         def loss_fn(params):
             outs, bs = self._forward(params, state.batch_stats, views)
             # Running BatchNorm statistics come from the global views only: the
             # small local crops would otherwise dominate what evaluation sees.
             local_outs, _ = self._forward(params, bs, locals_)
-            z1, z2, kw = methods.loss_inputs(cfg.method, params, outs, target_outs, local_outs, state.method,
-                                             state.step, loss_key)
-            if cfg.method.name == "swav":
-                loss, aux = methods.swav_loss(cfg.method, z1, z2, kw, state.step, AXIS)
-            else:
-                loss, aux = losses.get(cfg.method.name)(z1, z2, axis_name=AXIS, **kw)
-            return loss, (aux, outs, bs)
+            fwd = methods.Forward(outs, target_outs, local_outs, state.method, state.step, loss_key)
+            a, b, inputs = method.loss_inputs(cfg.method, fwd)
+            loss, aux = method.loss(cfg.method, a, b, inputs, fwd, AXIS)
+            return loss, (aux, fwd, bs)
 
         # Differentiate a per-device copy of the parameters, then average: the pmap program.
         params_v = jax.lax.pcast(state.params, AXIS, to="varying")
-        (loss, (aux, outs, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params_v)
-        grads = jax.lax.pmean(grads, AXIS)
-        if cfg.method.name == "swav":
-            frozen = state.step < cfg.method.get("freeze_prototypes_steps", 0)
-            grads = dict(grads, prototypes=jnp.where(frozen, 0.0, grads["prototypes"]))
+        (loss, (aux, fwd, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params_v)
+        grads = method.grads(cfg.method, jax.lax.pmean(grads, AXIS), state.step)
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        if cfg.method.name == "swav":
-            params = dict(params, prototypes=losses.normalize_embeddings(params["prototypes"]))
-        method_state = methods.update_state(cfg.method, state.method, outs, target_outs, AXIS)
-        if "target" in method_state:
-            tau = methods.ema_momentum(cfg.method, state.step, self.total_steps)
-            method_state["target"] = methods.ema_update(
-                method_state["target"], {"params": params, "batch_stats": batch_stats}, tau)
+        params, method_state = method.after_update(cfg.method, params, batch_stats, fwd,
+                                                   (state.step, self.total_steps), AXIS)
+        probe_params, probe_opt_state, probe_metrics = self._online_probe(state, fwd.outs[0]["h"], batch["label"])
 
-        # Online linear probe on the stop-gradient representation of view 1.
-        h = jax.lax.stop_gradient(outs[0]["h"])
+        metrics = dict(jax.lax.pmean(dict(loss=loss, **aux), AXIS), **probe_metrics)
+        metrics.update(self._health(state, fwd.outs[0]["z"], params, initial_params, grads))
+        metrics["finite"] = (jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
+                             & jnp.isfinite(metrics["probe_loss"]) & jnp.isfinite(optax.tree.norm(params))
+                             & jnp.isfinite(optax.tree.norm(batch_stats)))
+        new = TrainState(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state,
+                         method=method_state, probe_params=probe_params, probe_opt_state=probe_opt_state,
+                         rng=state.rng, skipped=state.skipped)
+        # A non-finite step is never applied: the state is kept and the step counted as skipped.
+        kept = state.replace(step=state.step + 1, skipped=state.skipped + 1)
+        return jax.tree.map(lambda a, b: jnp.where(metrics["finite"], a, b), new, kept), metrics
+
+    def _online_probe(self, state: TrainState, h, labels):
+        """One Adam step of the online linear probe on the stop-gradient representation of view 1."""
 
         def probe_loss(p):
-            return probe.online_loss(p, h, labels, AXIS)
+            return probe.online_loss(p, jax.lax.stop_gradient(h), labels, AXIS)
 
         (p_loss, logits), p_grads = jax.value_and_grad(probe_loss, has_aux=True)(
             jax.lax.pcast(state.probe_params, AXIS, to="varying"))
         p_grads = jax.lax.pmean(p_grads, AXIS)
         p_updates, probe_opt_state = self.probe_tx.update(p_grads, state.probe_opt_state, state.probe_params)
-        probe_params = optax.apply_updates(state.probe_params, p_updates)
+        metrics = dict(probe_loss=jax.lax.pmean(p_loss, AXIS),
+                       probe_top1=jax.lax.pmean(probe.online_accuracy(logits, labels, AXIS), AXIS))
+        return optax.apply_updates(state.probe_params, p_updates), probe_opt_state, metrics
 
-        zn = losses.normalize_embeddings(outs[0]["z"])  # projector output of view 1
+    def _health(self, state: TrainState, z, params, initial_params, grads) -> dict:
+        """Is it training: z's spread, each module's drift from initialisation, RankMe, gradient norm, lr."""
+        z = jax.lax.stop_gradient(z)  # projector output of view 1
+        zn = losses.normalize_embeddings(z)
         var = losses.collectives.batch_mean(zn * zn, AXIS) - jnp.square(losses.collectives.batch_mean(zn, AXIS))
-        metrics = jax.lax.pmean(dict(
-            loss=loss, **aux, probe_loss=p_loss,
-            probe_top1=probe.online_accuracy(logits, labels, AXIS),
-            z_std=jnp.mean(jnp.sqrt(jnp.maximum(var, 0.0))) * jnp.sqrt(zn.shape[-1]),
-        ), AXIS)
-        metrics.update(health.drift(params, initial_params))
+        out = dict(z_std=jax.lax.pmean(jnp.mean(jnp.sqrt(jnp.maximum(var, 0.0))) * jnp.sqrt(zn.shape[-1]), AXIS),
+                   **health.drift(params, initial_params))
         # RankMe needs an eigendecomposition (5% of a CPU step): only on the steps the loop logs.
         new_step = state.step + 1
+        cfg = self.config
         logged = (new_step % cfg.train.log_every == 0) | (new_step == 1) | (new_step == self.total_steps)
-        z1 = jax.lax.stop_gradient(outs[0]["z"])
-        metrics["rankme_z"] = jax.lax.cond(logged, lambda: health.rankme(z1, AXIS), lambda: jnp.float32(jnp.nan))
-        metrics["grad_norm"] = optax.tree.norm(grads)
-        metrics["lr"] = self.schedule(state.step - state.skipped)  # the optimiser counts applied updates only
-        finite = (jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"]) & jnp.isfinite(metrics["probe_loss"])
-                  & jnp.isfinite(optax.tree.norm(params)) & jnp.isfinite(optax.tree.norm(batch_stats)))
-        metrics["finite"] = finite
-        new = TrainState(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state,
-                         method=method_state, probe_params=probe_params, probe_opt_state=probe_opt_state,
-                         rng=state.rng, skipped=state.skipped)
-        kept = state.replace(step=state.step + 1, skipped=state.skipped + 1)
-        out = jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, kept)
-        return out, metrics
+        out["rankme_z"] = jax.lax.cond(logged, lambda: health.rankme(z, AXIS), lambda: jnp.float32(jnp.nan))
+        out["grad_norm"] = optax.tree.norm(grads)
+        out["lr"] = self.schedule(state.step - state.skipped)  # the optimiser counts applied updates only
+        return out
 
     def _make_step(self):
         fn = jax.shard_map(self._per_device, mesh=self.mesh, in_specs=(P(), P(AXIS), P()), out_specs=(P(), P()))
@@ -314,8 +311,49 @@ def _check_finite(config, step: int, m: dict, skipped_in_run: int, workdir: str,
             f"hyperparameters in a new --workdir.")
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at: int | None = None,
-                       prepared: tuple[Trainer, bool] | None = None) -> tuple[Trainer, TrainState]:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       prepared: tuple[Trainer, bool] | None = None) -> tuple[Trainer, TrainState, dict]:
+    """The main job: `fit`, then `evaluate` a finished run: (trainer, final state, probe results or {})."""
+    trainer, state = fit(config, workdir, prepared=prepared)
+    if jax.process_index() == 0:
+        from duality.analysis import curves
+
+        _say(f"training curves: {curves.plot_training(workdir)}")
+    if int(state.step) < trainer.total_steps or not config.eval.linear_probe:
+        return trainer, state, {}
+    return trainer, state, evaluate(trainer, state, workdir)
+
+
+def evaluate(trainer: Trainer, state: TrainState, workdir: str) -> dict:
+    """Linear probe of the frozen encoder on the test split, beside (eval.baselines) the same probe on raw
+    pixels and on the encoder at initialisation, computed in the same run; printed and written to
+    workdir/linear_probe.json."""
+    cfg = trainer.config
+    d = trainer.data
+    kw = dict(num_classes=cfg.data.num_classes, l2=tuple(cfg.eval.probe_l2), seed=cfg.seed)
+
+    def probe_encoder(params, batch_stats):
+        return probe.linear_probe(trainer.features(params, batch_stats, d.train_arrays), d.train_arrays["label"],
+                                  trainer.features(params, batch_stats, d.test_arrays), d.test_arrays["label"], **kw)
+
+    results = {"pretrained": probe_encoder(state.params, state.batch_stats)}
+    if cfg.eval.baselines:
+        init = trainer.init_state(cfg.seed)
+        results["random_init"] = probe_encoder(init.params, init.batch_stats)
+        results["raw_pixels"] = probe.linear_probe(d.train_arrays["image"] / 255.0, d.train_arrays["label"],
+                                                   d.test_arrays["image"] / 255.0, d.test_arrays["label"], **kw)
+    _say(f"\nlinear probe on {cfg.data.name} test ({len(d.test_arrays['label'])} images), frozen features:")
+    for name, r in results.items():
+        _say(f"  {name:<12} top-1 {r['top1']:6.2f}%   top-5 {r['top5']:6.2f}%   (L-BFGS: l2 {r['l2']:g}, "
+             f"{r['iterations']} iterations, gradient norm {r['grad_norm']:.1e})")
+    if jax.process_index() == 0:
+        fileio.write_text(os.path.join(workdir, "linear_probe.json"),
+                          json.dumps({"step": int(state.step), **results}, indent=2))
+    return results
+
+
+def fit(config: ml_collections.ConfigDict, workdir: str, stop_at: int | None = None,
+        prepared: tuple[Trainer, bool] | None = None) -> tuple[Trainer, TrainState]:
     """Pretrain (resuming from `workdir` if it holds a checkpoint); return the trainer and final state.
 
     `stop_at`: stop after that step as a preemption would (checkpoint saved;

@@ -9,10 +9,12 @@ Roles of keyword inputs:
   static: Python hyperparameters
 """
 import dataclasses
+import functools
 from typing import Callable
 
 import numpy as np
 
+from duality import losses
 from tests import reference as R
 
 
@@ -48,45 +50,20 @@ SIMCLR_FAMILY = {
 }
 
 
-def make(name: str, n: int, m: int, seed: int = 0, **static) -> Case:
-    rng = np.random.default_rng(seed)
-    z1 = rng.normal(size=(n, m))
-    z2 = z1 + 0.5 * rng.normal(size=(n, m))  # correlated views, as after training a little
+# The float64 reference of loss <name> is tests/reference.py's function <name>, except for these.
+REFERENCES = {name: functools.partial(R.nt_xent, negatives=neg, positive_in_denominator=pos)
+              for name, (neg, pos) in SIMCLR_FAMILY.items()}
+
+
+def _ref(name):
+    fn = REFERENCES.get(name) or getattr(R, name)
     if name in SIMCLR_FAMILY:
-        negatives, pos_in_den = SIMCLR_FAMILY[name]
+        return lambda a, b, temperature=0.1, variant="classical": fn(a, b, temperature, variant)
+    return lambda a, b, route=None, **kw: fn(a, b, **kw)  # `route` changes how, not what
 
-        def ref(a, b, temperature=0.1, variant="classical"):
-            return R.nt_xent(a, b, temperature, variant, negatives, pos_in_den)
 
-        return Case(name, z1, z2, ref, static=static)
-    simple = {"spectral": R.spectral, "vicreg": R.vicreg, "vicreg_exp": R.vicreg_exp,
-              "vicreg_ctr": R.vicreg_ctr, "barlow_twins": R.barlow_twins, "tcr": R.tcr}
-    if name in simple:
-        fn = simple[name]
-
-        def ref(a, b, route=None, **kw):  # `route` changes how, not what
-            return fn(a, b, **kw)
-
-        return Case(name, z1, z2, ref, static=static)
-    if name == "wmse":
-        static = {"w_size": n // 2 if n >= 4 else n, **static}
-        return Case(name, z1, z2, lambda a, b, w_size, **kw: R.wmse(a, b, w_size, **kw), static=static)
-    if name in ("byol", "simsiam"):
-        return Case(name, z1, z2, getattr(R, name), static=static,
-                    batch=dict(target1=z2 + 0.3 * rng.normal(size=(n, m)),
-                               target2=z1 + 0.3 * rng.normal(size=(n, m))))
-    if name == "moco":
-        return Case(name, z1, z2, R.moco, static=static,
-                    batch=dict(key1=z1 + 0.3 * rng.normal(size=(n, m)), key2=z2 + 0.3 * rng.normal(size=(n, m))),
-                    rep=dict(queue=rng.normal(size=(3 * n, m))))
-    if name == "dino":
-        return Case(name, z1, z2, R.dino, static=static,
-                    batch=dict(teacher1=rng.normal(size=(n, m)), teacher2=rng.normal(size=(n, m))),
-                    views=dict(extra_views=rng.normal(size=(2, n, m))),
-                    rep=dict(center=0.1 * rng.normal(size=(m,))))
-    if name == "swav":
-        return Case(name, z1, z2, R.swav, static=static,
-                    views=dict(extra_views=rng.normal(size=(2, n, m))),
-                    rep=dict(queue=rng.normal(size=(2 * n, m))),
-                    params=dict(prototypes=rng.normal(size=(10, m))))
-    raise KeyError(name)
+def make(name: str, n: int, m: int, seed: int = 0, **static) -> Case:
+    """The loss's registered example inputs (duality.losses.example) with its float64 reference."""
+    ex = losses.example(name, n, m, seed)
+    return Case(name, ex.z1, ex.z2, _ref(name), batch=ex.batch, views=ex.views, rep=ex.rep, params=ex.params,
+                static={**ex.static, **static})

@@ -20,14 +20,13 @@ import orbax.checkpoint as ocp
 import pytest
 
 from duality import checkpoint, train
+from configs import base
 from tests.test_pipeline import needs_fmnist
 from tests.train_configs import tiny
 
 pytestmark = needs_fmnist
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--config.data.train_subset=256", "--config.data.global_batch=16", "--config.model.widths=(8, 16)",
-        "--config.model.projector=32-16", "--config.train.log_every=1", "--config.train.checkpoint_every=1",
-        "--config.optim.warmup_steps=1", "--config.eval.linear_probe=False"]
+TINY = base.tiny_flags() + ["--config.eval.linear_probe=False"]
 
 
 def _cmd(workdir, *extra, config="configs/vicreg.py:fashion_mnist"):
@@ -143,7 +142,7 @@ def test_a_second_signal_stops_a_run_that_cannot_reach_a_step_boundary(tmp_path)
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
 def test_an_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path, capsys, damage):
     cfg = tiny("vicreg", steps=3)
-    train.train_and_evaluate(cfg, str(tmp_path))
+    train.fit(cfg, str(tmp_path))
     newest = tmp_path / "checkpoints" / "3"
     files = sorted((p for p in newest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     if damage == "truncate":  # the largest file (array data) cut in half
@@ -157,7 +156,7 @@ def test_an_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path, ca
             f.unlink()
     capsys.readouterr()
     cfg.train.steps = 4
-    _, state = train.train_and_evaluate(cfg, str(tmp_path))
+    _, state = train.fit(cfg, str(tmp_path))
     out = capsys.readouterr().out
     assert "the checkpoint of step 3 could not be restored" in out and "resumed from" in out
     assert f"{tmp_path}/checkpoints/2" not in out and "at step 2" in out
@@ -166,7 +165,7 @@ def test_an_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path, ca
     if damage != "truncate":
         return
     ref = tiny("vicreg", steps=4)  # the fallback run equals a run that was never damaged
-    _, straight = train.train_and_evaluate(ref, str(tmp_path / "straight"))
+    _, straight = train.fit(ref, str(tmp_path / "straight"))
     for x, y in zip(jax.tree.leaves(jax.device_get(state.params)), jax.tree.leaves(jax.device_get(straight.params))):
         np.testing.assert_array_equal(x, y)
 
@@ -179,7 +178,7 @@ def _blow_up(cfg):
 def test_a_non_finite_step_stops_the_run_naming_it_and_keeps_the_last_good_checkpoint(tmp_path):
     cfg = _blow_up(tiny("vicreg", steps=4))
     with pytest.raises(FloatingPointError, match=r"step 2: non-finite updated parameters.*cov=.*inv=.*var=.*newest checkpoint \(step 1\)"):
-        train.train_and_evaluate(cfg, str(tmp_path))
+        train.fit(cfg, str(tmp_path))
     ck = checkpoint.Checkpointer(str(tmp_path), every=0, keep=None, read_only=True)
     assert list(ck.manager.all_steps()) == [1]
     ck.close()
@@ -192,7 +191,7 @@ def test_skip_mode_skips_non_finite_steps_up_to_the_limit(tmp_path, capsys):
     cfg.train.nonfinite = "skip"
     cfg.train.max_skipped = 2
     with pytest.raises(FloatingPointError, match=r"3 steps of this run .* the last at step 4"):
-        train.train_and_evaluate(cfg, str(tmp_path))
+        train.fit(cfg, str(tmp_path))
     out = capsys.readouterr().out
     assert "warning: step 2 skipped" in out and "warning: step 3 skipped" in out
     ck = checkpoint.Checkpointer(str(tmp_path), every=0, keep=None, read_only=True)
@@ -214,11 +213,11 @@ def test_a_failing_save_is_a_clear_error_and_the_previous_checkpoint_survives(tm
 
     monkeypatch.setattr(ocp.CheckpointManager, "save", flaky)
     with pytest.raises(checkpoint.CheckpointError, match=r"step 2 .*No space left.*previous checkpoint \(step 1\) is intact"):
-        train.train_and_evaluate(tiny("vicreg", steps=3), str(tmp_path))
+        train.fit(tiny("vicreg", steps=3), str(tmp_path))
     monkeypatch.setattr(ocp.CheckpointManager, "save", real)
     state = _restore(str(tmp_path))
     assert int(state.step) == 1 and all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
-    _, resumed = train.train_and_evaluate(tiny("vicreg", steps=3), str(tmp_path))  # and the run goes on from it
+    _, resumed = train.fit(tiny("vicreg", steps=3), str(tmp_path))  # and the run goes on from it
     assert int(resumed.step) == 3
 
 
@@ -226,12 +225,12 @@ def test_an_unwritable_workdir_is_refused_before_anything_runs(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
     with pytest.raises(NotADirectoryError, match="is a file, not a directory"):
-        train.train_and_evaluate(tiny("vicreg", steps=1), str(blocker / "run"))
+        train.fit(tiny("vicreg", steps=1), str(blocker / "run"))
     if os.geteuid() != 0:  # root may write anywhere
         ro = tmp_path / "ro"
         ro.mkdir(mode=0o500)
         with pytest.raises(PermissionError, match="not writable"):
-            train.train_and_evaluate(tiny("vicreg", steps=1), str(ro / "run"))
+            train.fit(tiny("vicreg", steps=1), str(ro / "run"))
 
 
 # ------------------------------------------------------------- bad input, CLI
@@ -243,7 +242,9 @@ def _tree(path):
 # The CLI's exit code and message for each kind of bad input; the trainer's
 # own checks of every config value are in test_train.py (in-process, faster).
 BAD = {
-    "unknown method": (["--config.method.name=vicregg"], "not a registered loss.*vicreg"),
+    "unknown method": (["--config.method.name=vicregg"], "not a registered method.*vicreg"),
+    "setting the method lacks": (["--config.method.queue_size=5"],
+                                 "config.method has no field .queue_size.; its fields are loss, name"),
     "unknown model": (["--config.model.encoder=resnet19"], "unknown encoder 'resnet19'.*resnet18"),
     "wrong type in an override": (["--config.data.global_batch=sixteen"], "global_batch"),
     "misspelt field": (["--config.data.global_bach=16"], "global_bach"),

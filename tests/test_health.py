@@ -27,7 +27,7 @@ def test_drift_counts_weights_only_and_is_relative_to_initialisation():
 @pytest.mark.parametrize("n,m", [(64, 16), (16, 64)])  # both routes: M x M second moment, N x N Gram
 def test_rankme_is_the_entropy_of_the_singular_values(n, m):
     z = np.random.default_rng(1).normal(size=(n, m)) * np.linspace(0.1, 3.0, m)
-    want = embedding.effective_rank(embedding.spectrum(z, centre=False))
+    want = embedding.effective_rank(embedding.spectrum(z, center=False))
     assert float(health.rankme(jnp.asarray(z, jnp.float32))) == pytest.approx(want, rel=1e-4)
     collapsed = np.outer(np.ones(n), np.arange(1, m + 1))  # rank 1
     # float32 eigenvalues of a Gram matrix: the zero ones come out at ~1e-7 of the largest, sqrt ~3e-4

@@ -60,7 +60,7 @@ def test_names_and_get():
     expected = {"simclr", "dcl", "simclr_sq", "simclr_abs", "dcl_sq", "dcl_abs", "spectral", "vicreg",
                 "vicreg_exp", "vicreg_ctr", "barlow_twins", "tcr", "wmse", "byol", "simsiam", "moco",
                 "swav", "dino"}
-    assert set(losses.names()) == expected
+    assert expected <= set(losses.names())  # the loss API contract's names, and any added since
     assert losses.get("vicreg") is losses.vicreg
     assert losses.vicreg.hyperparameters["sim_coeff"] == 25.0
     assert losses.barlow_twins.hyperparameters["lambd"] == 0.0051

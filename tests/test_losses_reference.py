@@ -125,7 +125,7 @@ def test_moco_in_batch_negatives_and_asymmetric(symmetric):
 
 
 def test_vicreg_ctr_is_vicreg_exp_on_transposes():
-    """DESIGN.md: aux of vicreg_ctr(z1, z2) equals vicreg_exp's on z.T (eq. 13)."""
+    """The loss API contract: aux of vicreg_ctr(z1, z2) equals vicreg_exp's on z.T (eq. 13)."""
     case = cases.make("vicreg_ctr", 9, 14)
     l_ctr, a_ctr = losses.vicreg_ctr(case.z1, case.z2)
     l_exp, a_exp = losses.vicreg_exp(case.z1.T, case.z2.T)

@@ -47,13 +47,16 @@ def test_projector_spec_and_ssl_outputs():
     assert models.parse_spec("8192-8192-256") == (8192, 8192, 256)
     with pytest.raises(ValueError, match="widths joined by"):
         models.parse_spec("8192x256")
-    cfg = ml_collections.ConfigDict(dict(encoder="small", widths=(8, 16), projector="32-32-8", predictor="16-8",
-                                         n_prototypes=5, dino_out=7))
-    m = models.build(cfg)
+    cfg = ml_collections.ConfigDict(dict(encoder="small", widths=(8, 16), projector="32-32-8"))
+    heads = {"pred": lambda: models.MLP((16, 8)), "prototypes": lambda: models.Prototypes(5),
+             "dino_head": lambda: models.NormalizedLinear(7)}
+    m = models.build(cfg, heads=heads)
     v = m.init(jax.random.key(0), jnp.zeros((3, 28, 28, 1)), train=False)
     out = m.apply(v, jnp.ones((3, 28, 28, 1)), train=False)
-    assert out["h"].shape == (3, 32) and out["z"].shape == (3, 8) and out["p"].shape == (3, 8)
-    assert out["logits"].shape == (3, 7) and v["params"]["prototypes"].shape == (5, 8)
+    assert out["h"].shape == (3, 32) and out["z"].shape == (3, 8) and out["pred"].shape == (3, 8)
+    assert out["dino_head"].shape == (3, 7) and v["params"]["prototypes"]["w"].shape == (5, 8)
+    np.testing.assert_allclose(np.linalg.norm(out["prototypes"], axis=1), 1.0, rtol=1e-5)  # born on the sphere
+    assert np.all(np.abs(np.asarray(out["dino_head"])) <= 1.0 + 1e-6)  # cosines
     # the last projector layer has no bias and no BatchNorm
     last = v["params"]["proj"]["Dense_2"]
     assert "bias" not in last and "BatchNorm_2" not in v["params"]["proj"]

@@ -35,7 +35,7 @@ def test_two_processes_of_four_devices_train_like_one_process_of_eight(tmp_path)
     steps = 3
     cfg = tiny("vicreg", steps=steps)  # what TINY sets on the command line
     cfg.eval.linear_probe = False
-    train.train_and_evaluate(cfg, str(tmp_path / "one"))  # this process: 1 x 8 devices
+    train.fit(cfg, str(tmp_path / "one"))  # this process: 1 x 8 devices
     proc = _multiprocess(tmp_path, tmp_path / "two", f"--config.train.steps={steps}")
     out, _ = proc.communicate(timeout=300)
     logs = "".join(p.read_text() for p in (tmp_path / "logs").glob("*.log"))

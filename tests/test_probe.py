@@ -21,8 +21,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def trained(tmp_path_factory):
     """A tiny VICReg run on 8 devices: its workdir and final state."""
     workdir = str(tmp_path_factory.mktemp("probe") / "run")
-    cfg = tiny("vicreg", workdir_subset=240, steps=3)
-    trainer, state = train.train_and_evaluate(cfg, workdir)
+    cfg = tiny("vicreg", steps=3)
+    cfg.data.train_subset = 240
+    trainer, state = train.fit(cfg, workdir)
     return workdir, trainer, state
 
 
@@ -155,7 +156,7 @@ def test_linear_probe_is_the_converged_logistic_regression():
     centres = rng.normal(0, 0.6, size=(k, d))
     y = rng.integers(0, k, 3000)
     x = centres[y] + rng.normal(size=(3000, d)) * rng.uniform(0.5, 3.0, d)  # badly scaled dimensions
-    xs = np.asarray(probe._standardise(x)[0], np.float64)
+    xs = np.asarray(probe.standardize(x)[0], np.float64)
     w, b, best = _scipy_logistic_regression(xs, y, k, 1e-4)
     params, info = probe.fit(jnp.asarray(xs, jnp.float32), jnp.asarray(y), k, (1e-4,), max_iter=1000, tol=1e-6)
     assert int(info["iterations"][0]) < 1000 and float(info["grad_norm"][0]) < 1e-5
@@ -177,7 +178,7 @@ def test_preconditioning_and_warm_starts_do_not_change_the_optimum():
     mix = rng.normal(size=(d, d)) * np.linspace(0.05, 2.0, d)
     y = rng.integers(0, k, 2000)
     x = rng.normal(0, 0.5, (k, d))[y] + rng.normal(size=(2000, d)) @ mix
-    xs = np.asarray(probe._standardise(x)[0], np.float64)
+    xs = np.asarray(probe.standardize(x)[0], np.float64)
     grid = (1e-4, 1e-2, 1.0)
     params, info = probe.fit(jnp.asarray(xs, jnp.float32), jnp.asarray(y), k, grid, max_iter=1000, tol=1e-6)
     for i, l2 in enumerate(grid):

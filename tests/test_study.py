@@ -94,7 +94,7 @@ def test_two_cell_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     other.seed = 1  # another initial backbone: its own probe, not the cached one
     assert study.baselines(other, wd)["random_init"]["key"] != records[0]["baselines"]["random_init"]["key"]
     # Finished cells are not trained again.
-    monkeypatch.setattr(train, "train_and_evaluate", lambda *a, **k: pytest.fail("a finished cell was re-run"))
+    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("a finished cell was re-run"))
     again = study.run_cell(s, study.cells(s)[0], wd)
     assert again["probe"] == records[0]["probe"]
     # Another study with a cell of the same configuration points to the run instead of repeating it ...
@@ -111,7 +111,7 @@ def test_two_cell_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     floors = study.baselines(study.cell_config(s, study.cells(s)[0]), str(tmp_path / "study_c"))
     assert floors == records[0]["baselines"] and len(os.listdir(tmp_path / "study_c" / "baselines")) == 2
     monkeypatch.undo()
-    monkeypatch.setattr(train, "train_and_evaluate", lambda *a, **k: pytest.fail("a finished cell was re-run"))
+    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("a finished cell was re-run"))
     # ... and one that differs in any field does not.
     other.common = list(other.common) + [("optim.weight_decay", 1e-5)]
     changed = study.cell_config(other, study.cells(other)[0])

@@ -8,7 +8,7 @@ import pytest
 tfds = pytest.importorskip("tensorflow_datasets")
 tf = pytest.importorskip("tensorflow")
 
-from duality import data, train  # noqa: E402
+from duality import data, methods, train  # noqa: E402
 from duality.data import tfds_stream  # noqa: E402
 
 RATIO = (3 / 4, 4 / 3)
@@ -83,9 +83,9 @@ def test_host_random_resized_crop():
     assert (a[..., 2] == 77).all()  # a constant channel stays constant: a crop, not a blend of images
 
 
-def test_centre_crop_is_the_middle_of_the_resized_image():
+def test_center_crop_is_the_middle_of_the_resized_image():
     img = _image(40, 80)  # shorter side 40 -> 32 for size 28 (28 / 0.875), width 64, centre 28 columns
-    out = tfds_stream.centre_crop(img, 28).numpy()
+    out = tfds_stream.center_crop(img, 28).numpy()
     assert out.shape == (28, 28, 3)
     centre_col = out[..., 0].astype(float).mean()
     assert abs(centre_col - 127.5) < 3  # symmetric about the middle column
@@ -104,9 +104,8 @@ def _cfg(arg="imagenette"):
 def test_imagenette_multicrop_step_on_8_devices():
     """The imagenette config trains (host-cropped global and local views) and probes from the stream."""
     cfg = _cfg()
-    cfg.method.name = "swav"
-    cfg.model.update(dict(projector="32-16", n_prototypes=8))
-    cfg.method.loss = dict(temperature=0.1, epsilon=0.05)
+    cfg.method = methods.get("swav").config(loss=dict(temperature=0.1, epsilon=0.05), n_prototypes=8)
+    cfg.model.projector = "32-16"
     cfg.data.local_views = 2
     cfg.data.local_view = dict(cfg.data.local_view, size=16)
     with _mock():
@@ -129,7 +128,7 @@ def test_imagenet_config_is_the_papers_setting():
     assert cfg.train.epochs == 100 and cfg.optim.warmup_epochs == 10
     byol = importlib.import_module("configs.byol").get_config("imagenet")
     # BYOL's projector and predictor are both Linear-BN-ReLU-Linear in the reference; the long-run EMA base.
-    assert (byol.model.projector, byol.model.predictor, byol.method.ema_base) == ("8192-256", "8192-256", 0.99)
+    assert (byol.model.projector, byol.method.predictor, byol.method.ema_base) == ("8192-256", "8192-256", 0.99)
     siam = importlib.import_module("configs.simsiam").get_config("imagenet")
     assert siam.optim.base_lr == 0.05 and siam.model.projector_out_bn  # the reference's lr; 0.5 is Fashion-MNIST's
 

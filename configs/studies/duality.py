@@ -46,6 +46,6 @@ def get_config(arg: str = "short"):
         c.analysis_samples = 64
         c.entries = [dict(name="vicreg", config="vicreg"),
                      dict(name="simclr_tuned", config="simclr", overrides=TUNED)]
-        c.common = TINY + [("model.projector", "32-16")]
+        c.common = list(TINY)
         c.comparisons = [("vicreg", "simclr_tuned")]
     return c

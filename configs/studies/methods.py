@@ -1,11 +1,11 @@
-"""Every registered loss, each with its own config's recipe, in one table.
+"""Every registered method, each with its own config's recipe, in one table.
 
   python -m duality.study --config=configs/studies/methods.py:full --workdir=studies/methods
   python -m duality.study --config=configs/studies/methods.py:full --workdir=studies/methods --cell=$SLURM_ARRAY_TASK_ID
 
-One cell per loss in `duality.losses.names()` (the paper's sample- and
+One cell per method in `duality.methods.names()` (the paper's sample- and
 dimension-contrastive criteria and the families beside them), each run from
-configs/<loss>.py unchanged, then probed (linear, kNN, 1%/10% labels) and
+configs/<method>.py unchanged, then probed (linear, kNN, 1%/10% labels) and
 analysed (RankMe, L_c / L_nc, Prop. 3.1) like every study cell. The point is
 one comparable table: the same data, encoder, budget and probe for all.
 
@@ -16,14 +16,14 @@ the README), "short" = 1 epoch per cell, "tiny" = a few steps on a data
 subset (the test suite).
 """
 from configs.studies import TINY, new_study
-from duality import losses
+from duality import methods
 
 ARGS = ("full", "short", "tiny")
 
 
 def get_config(arg: str = "full"):
     c = new_study("methods", arg, ARGS, __doc__)
-    c.entries = [dict(name=name, config=name) for name in losses.names()]
+    c.entries = [dict(name=name, config=name) for name in methods.names()]
     c.common = {"full": [], "short": [("train.epochs", 1)]}.get(arg, [])
     c.seeds = [0, 1, 2] if arg == "full" else []  # mean ± std and a 95% interval per method
     if arg == "tiny":

@@ -40,9 +40,9 @@ def effective_rank(singular_values) -> float:
     return float(np.exp(-np.sum(p * np.log(p))))
 
 
-def spectrum(x, centre: bool = True) -> np.ndarray:
+def spectrum(x, center: bool = True) -> np.ndarray:
     x = np.asarray(x, np.float64)
-    return np.linalg.svd(x - x.mean(0) if centre else x, compute_uv=False)
+    return np.linalg.svd(x - x.mean(0) if center else x, compute_uv=False)
 
 
 def unit(x) -> np.ndarray:
@@ -104,7 +104,7 @@ def analyze(encoder, images, samples: int = 2048, seed: int = 0) -> tuple[dict, 
         std = np.sort(np.asarray(x, np.float64).std(0))[::-1]
         arrays[f"{name}_spectrum"], arrays[f"{name}_std"] = s, std
         report[name] = {
-            "dim": int(x.shape[1]), "effective_rank": effective_rank(spectrum(x, centre=False)),
+            "dim": int(x.shape[1]), "effective_rank": effective_rank(spectrum(x, center=False)),
             "effective_rank_centred": effective_rank(s),
             "top_singular_value_share": float(s[0] / s.sum()),
             "std": {"max": float(std[0]), "median": float(np.median(std)), "min": float(std[-1]),

@@ -30,21 +30,11 @@ def embedding_families(key, n: int, m: int) -> dict[str, tuple[jax.Array, jax.Ar
     }
 
 
-def extra_inputs(name: str, z1, z2, key) -> dict:
-    """Plausible extra inputs for the losses that need them (targets, queues, ...)."""
-    n, m = z1.shape
-    k1, k2 = jax.random.split(key)
-    if name in ("byol", "simsiam"):
-        return dict(target1=z1, target2=z2)
-    if name == "moco":
-        return dict(key1=z1, key2=z2, queue=losses.init_queue(k1, 4 * n, m))
-    if name == "dino":
-        return dict(teacher1=z1, teacher2=z2, center=jnp.zeros((m,)))
-    if name == "swav":
-        return dict(prototypes=jax.random.normal(k2, (min(64, 4 * m), m)))
-    if name == "wmse":  # one whitening over the whole batch
-        return dict(w_size=n)
-    return {}
+def example_inputs(name: str, n: int, m: int, seed: int = 0) -> tuple[dict, dict]:
+    """(array inputs, static keywords) of loss `name` beyond z1, z2: its registered example (losses.example)."""
+    kw = losses.example(name, n, m, seed).kwargs()
+    arrays = {k: jnp.asarray(v) for k, v in kw.items() if isinstance(v, np.ndarray)}
+    return arrays, {k: v for k, v in kw.items() if k not in arrays}
 
 
 def evaluate(n: int, m: int, seed: int = 0) -> dict:
@@ -55,9 +45,7 @@ def evaluate(n: int, m: int, seed: int = 0) -> dict:
         fn = losses.get(name)
         rows[name] = {}
         for fam, (z1, z2) in families.items():
-            kw = extra_inputs(name, z1, z2, key)
-            arrays = {k: v for k, v in kw.items() if isinstance(v, jax.Array)}
-            static = {k: v for k, v in kw.items() if k not in arrays}
+            arrays, static = example_inputs(name, n, m, seed)
             step = jax.jit(lambda a, b, arr: jax.value_and_grad(lambda x: fn(x, b, **arr, **static)[0])(a))
             t0 = time.perf_counter()
             value, grad = jax.block_until_ready(step(z1, z2, arrays))

@@ -5,7 +5,8 @@
 Paper 2 reads SSL losses as spectral embedding methods on the positive-pair
 graph G: at the optimum the top left singular vectors of Z align with G's
 top eigenvectors; SimCLR and Barlow Twins make rank(Z) = rank of that
-spectral embedding, while VICReg can keep Z full rank (paper_spec.md, 2.5).
+spectral embedding, while VICReg can keep Z full rank (Balestriero & LeCun 2022,
+their closed-form results).
 
 Set-up (N' originals, V augmented views each, N = N' V rows):
 * X: the views (this code's augmentation recipe for 28x28 grayscale),
@@ -16,7 +17,7 @@ Set-up (N' originals, V augmented views each, N = N' V rows):
   the originals' indicator vectors as eigenvectors: that N'-dimensional
   space is G's spectral embedding (r_G = N');
 * Z = X W, W (dim x k) trained full-batch with Adam on paper 2's
-  graph forms of the losses (paper_spec.md 2.3), written here from those
+  graph forms of the losses (as paper 2 writes them), written here from those
   formulas: every edge of G is a positive pair at once, which the two-view
   losses of duality.losses cannot express when an original has more than
   two views in the batch (its other views would count as negatives):
@@ -39,9 +40,9 @@ without its constant direction (X is centred, so Z cannot contain it),
 restricted to span(X) (Z = XW cannot leave it; paper 2's "optimal network
 parameters in the linear regime"). k > r_G, so
 the rank question is not decided by k. Our construction (the clique graph,
-PCA, Adam, step count) is a choice: the paper's own experiments are NOT
-FOUND (paper_spec.md 2.6), so it says what the claims predict here, not
-what the paper measured.
+PCA, Adam, step count) is a choice: the paper's own experimental set-up was
+not available to us, so it says what the claims predict here, not what the
+paper measured.
 """
 from __future__ import annotations
 

@@ -109,7 +109,7 @@ def random_resized_crop(image, seed, size: int, scale, ratio):
     return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
 
 
-def centre_crop(image, size: int):
+def center_crop(image, size: int):
     """Evaluation view: shorter side to size / 0.875, centre crop size x size, uint8."""
     import tensorflow as tf
 
@@ -231,7 +231,7 @@ def load_eval(name: str, split: str, size: int, channels: int = 3, data_dir=None
     ds = _open(_builder(name, data_dir), name, split, data_dir, shuffle_files=False)
     if limit:
         ds = ds.take(limit)
-    ds = ds.map(lambda ex: {"image": centre_crop(_decode(ex["image"], channels), size),
+    ds = ds.map(lambda ex: {"image": center_crop(_decode(ex["image"], channels), size),
                            "label": tf.cast(ex["label"], tf.int32)},
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     images, labels = [], []

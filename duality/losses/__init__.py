@@ -16,7 +16,7 @@ barlow_twins, tcr, wmse), distillation (byol, simsiam, moco, dino),
 clustering (swav). The paper's criteria and identities are in criteria.py,
 the normalisations of Table 1 in normalization.py.
 """
-from duality.losses.registry import get, names, register
+from duality.losses.registry import Example, example, get, names, register
 from duality.losses.criteria import (
     duality_terms, l_c, l_nc, norm_coupling_bounds, dimension_quartic, sample_quartic)
 from duality.losses.normalization import center_dimensions, normalize_embeddings, standardize_dimensions
@@ -27,7 +27,7 @@ from duality.losses.clustering import swav, sinkhorn
 from duality.losses.queue import enqueue, init_queue
 
 __all__ = [
-    "get", "names", "register",
+    "Example", "example", "get", "names", "register",
     "l_c", "l_nc", "duality_terms", "norm_coupling_bounds", "sample_quartic", "dimension_quartic",
     "center_dimensions", "normalize_embeddings", "standardize_dimensions",
     "simclr", "dcl", "simclr_sq", "simclr_abs", "dcl_sq", "dcl_abs", "spectral",

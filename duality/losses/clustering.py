@@ -6,8 +6,7 @@ import jax.numpy as jnp
 
 from duality.losses import collectives as cl
 from duality.losses import normalization, validation
-from duality.losses.distillation import _views
-from duality.losses.registry import register
+from duality.losses.registry import Example, correlated_pair, register
 
 
 def sinkhorn(scores, epsilon=0.05, iters=3, axis_name=None, queue_scores=None):
@@ -49,7 +48,14 @@ def sinkhorn(scores, epsilon=0.05, iters=3, axis_name=None, queue_scores=None):
     return q * b
 
 
-@register("swav")
+def _swav_example(rng, n, m):
+    z1, z2 = correlated_pair(rng, n, m)
+    return Example(z1, z2, views=dict(extra_views=rng.normal(size=(2, n, m))),
+                   rep=dict(queue=rng.normal(size=(2 * n, m))),
+                   params=dict(prototypes=rng.normal(size=(10, m))))
+
+
+@register("swav", inputs=("prototypes", "queue", "extra_views"), example=_swav_example)
 def swav(z1, z2, *, axis_name=None, prototypes=None, temperature=0.1, epsilon=0.05,
          sinkhorn_iters=3, queue=None, extra_views=None):
     """SwAV swapped-prediction loss.
@@ -77,7 +83,7 @@ def swav(z1, z2, *, axis_name=None, prototypes=None, temperature=0.1, epsilon=0.
     validation.positive("swav", "temperature", temperature)
     validation.positive("swav", "epsilon", epsilon)
     c = normalization.normalize_embeddings(c)
-    scores = [normalization.normalize_embeddings(v) @ c.T for v in _views("swav", z1, z2, extra_views, axis_name)]
+    scores = [normalization.normalize_embeddings(v) @ c.T for v in validation.all_views("swav", z1, z2, extra_views)]
     q_scores = None
     if queue is not None:
         qz = validation.matrix("swav", "queue", queue)

@@ -37,7 +37,7 @@ from duality.losses import validation
 ROUTES = ("auto", "gram", "covariance")
 
 
-def _route(route: str, n_global: int, m: int, defined_on: str) -> str:
+def resolve_route(route: str, n_global: int, m: int, defined_on: str) -> str:
     validation.choice("route", "route", route, ROUTES)
     if route != "auto":
         return route
@@ -61,7 +61,7 @@ def offdiag_sq_feature_cross(a, b, axis_name=None, route: str = "auto"):
     ||a^T b||_F^2 = <a a^T, b b^T>_F, minus the squared diagonal.)
     """
     m = a.shape[1]
-    r = _route(route, cl.global_rows(a, axis_name), m, "covariance")
+    r = resolve_route(route, cl.global_rows(a, axis_name), m, "covariance")
     if r == "covariance":
         c = cl.total(a.T @ b, axis_name)
         return jnp.sum(jnp.square(c - jnp.diag(jnp.diag(c))))
@@ -79,7 +79,7 @@ def offdiag_sq_sample_cross(a, b, axis_name=None, route: str = "auto"):
     ||a b^T||_F^2 = <a^T a, b^T b>_F, minus the squared diagonal.)
     """
     m = a.shape[1]
-    r = _route(route, cl.global_rows(a, axis_name), m, "gram")
+    r = resolve_route(route, cl.global_rows(a, axis_name), m, "gram")
     if r == "gram":
         block = a @ cl.gather(b, axis_name).T  # [n, N]
         return cl.total(jnp.sum(jnp.square(_mask_self(block, axis_name))), axis_name)

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from duality.losses import collectives as cl
 from duality.losses import criteria, normalization, validation
-from duality.losses.registry import register
+from duality.losses.registry import Example, correlated_pair, register
 
 
 # --------------------------------------------------------------------- VICReg
@@ -190,7 +190,7 @@ def _coding_rate(z, eps_sq, axis_name, route):
     N x N route is exact and cheaper when N < M.
     """
     n, m = cl.global_rows(z, axis_name), z.shape[1]
-    r = criteria._route(route, n, m, "covariance")
+    r = criteria.resolve_route(route, n, m, "covariance")
     if r == "covariance":
         mat = cl.total(z.T @ z, axis_name)
     else:
@@ -249,7 +249,11 @@ def _whiten_groups(x, w_size, eps):
     return jnp.concatenate([_whiten(x[i:i + w_size], eps) for i in range(0, x.shape[0], w_size)], axis=0)
 
 
-@register("wmse")
+def _wmse_example(rng, n, m):
+    return Example(*correlated_pair(rng, n, m), static=dict(w_size=n // 2 if n >= 4 and n % 2 == 0 else n))
+
+
+@register("wmse", inputs=("rng",), example=_wmse_example)
 def wmse(z1, z2, *, axis_name=None, w_size=128, w_iter=1, eps=1e-4, rng=None):
     """W-MSE (Ermolov et al. 2021): whiten, then pull positives together.
 

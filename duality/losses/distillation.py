@@ -15,9 +15,27 @@ import jax.numpy as jnp
 
 from duality.losses import collectives as cl
 from duality.losses import normalization, validation
-from duality.losses.registry import register
+from duality.losses.registry import Example, correlated_pair, register
 
 sg = jax.lax.stop_gradient
+
+
+def _targets_example(rng, n, m):
+    z1, z2 = correlated_pair(rng, n, m)
+    return Example(z1, z2, batch=dict(target1=z2 + 0.3 * rng.normal(size=(n, m)),
+                                      target2=z1 + 0.3 * rng.normal(size=(n, m))))
+
+
+def _moco_example(rng, n, m):
+    z1, z2 = correlated_pair(rng, n, m)
+    return Example(z1, z2, batch=dict(key1=z1 + 0.3 * rng.normal(size=(n, m)), key2=z2 + 0.3 * rng.normal(size=(n, m))),
+                   rep=dict(queue=rng.normal(size=(3 * n, m))))
+
+
+def _dino_example(rng, n, m):
+    z1, z2 = correlated_pair(rng, n, m)
+    return Example(z1, z2, batch=dict(teacher1=rng.normal(size=(n, m)), teacher2=rng.normal(size=(n, m))),
+                   views=dict(extra_views=rng.normal(size=(2, n, m))), rep=dict(center=0.1 * rng.normal(size=(m,))))
 
 
 def _mean_cos(a, b, axis_name):
@@ -35,7 +53,7 @@ def _targets(name, z1, z2, target1, target2, axis_name):
     return z1, z2, sg(t1), sg(t2)
 
 
-@register("byol")
+@register("byol", inputs=("target1", "target2"), example=_targets_example)
 def byol(z1, z2, *, axis_name=None, target1=None, target2=None):
     """BYOL (Grill et al. 2020), symmetrised.
 
@@ -50,7 +68,7 @@ def byol(z1, z2, *, axis_name=None, target1=None, target2=None):
     return cl.per_device((4.0 - 4.0 * cos, dict(cos=cos)), axis_name)
 
 
-@register("simsiam")
+@register("simsiam", inputs=("target1", "target2"), example=_targets_example)
 def simsiam(z1, z2, *, axis_name=None, target1=None, target2=None):
     """SimSiam (Chen & He 2021).
 
@@ -77,7 +95,7 @@ def _info_nce_keys(q, k, negatives, temperature, axis_name, in_batch):
     return cl.total(jnp.sum(per), axis_name) / cl.global_rows(q, axis_name)
 
 
-@register("moco")
+@register("moco", inputs=("key1", "key2", "queue"), example=_moco_example)
 def moco(z1, z2, *, axis_name=None, key1=None, key2=None, queue=None, temperature=0.2, symmetric=False):
     """MoCo InfoNCE (He et al. 2020; v2 defaults).
 
@@ -109,18 +127,7 @@ def moco(z1, z2, *, axis_name=None, key1=None, key2=None, queue=None, temperatur
     return cl.per_device((loss, {}), axis_name)
 
 
-def _views(name, z1, z2, extra_views, axis_name):
-    """[z1, z2, *extra_views] as float32, checked to share [n, dim]."""
-    views = [z1, z2]
-    if extra_views is not None:
-        extra = validation.as_float32(name, "extra_views", extra_views)
-        if extra.ndim != 3 or extra.shape[1:] != z1.shape:
-            raise ValueError(f"{name}: extra_views must be [V, {z1.shape[0]}, {z1.shape[1]}], got {tuple(extra.shape)}")
-        views += list(extra)
-    return views
-
-
-@register("dino")
+@register("dino", inputs=("teacher1", "teacher2", "center", "extra_views"), example=_dino_example)
 def dino(z1, z2, *, axis_name=None, teacher1=None, teacher2=None, center=None,
          student_temperature=0.1, teacher_temperature=0.04, extra_views=None):
     """DINO (Caron et al. 2021) cross-entropy between teacher and student.
@@ -143,7 +150,7 @@ def dino(z1, z2, *, axis_name=None, teacher1=None, teacher2=None, center=None,
     if c.shape != (z1.shape[1],):
         raise ValueError(f"dino: center must have shape ({z1.shape[1]},), got {tuple(c.shape)}")
     students = [jax.nn.log_softmax(v / student_temperature, axis=1)
-                for v in _views("dino", z1, z2, extra_views, axis_name)]
+                for v in validation.all_views("dino", z1, z2, extra_views)]
     teachers = [jax.nn.softmax(sg(t - c) / teacher_temperature, axis=1) for t in (t1, t2)]
     n_big = cl.global_rows(z1, axis_name)
     total, pairs = 0.0, 0

@@ -1,7 +1,7 @@
 """Sample-contrastive losses (Garrido et al. 2023, Prop. 3.2): they repel
 pairs of *samples*, i.e. act on the N x N Gram matrix K^T K.
 
-NT-Xent convention (DESIGN.md section 3, and google-research/simclr): the
+NT-Xent convention (the loss API contract, README "Losses"; as google-research/simclr): the
 two views give 2N anchors; each anchor's candidates are the other 2N - 1
 embeddings, of which one is its positive and 2N - 2 are negatives; the loss
 is the mean over the 2N anchors of -log softmax at the positive. (The paper
@@ -120,7 +120,7 @@ def spectral(z1, z2, *, axis_name=None, mu=None, projection="sphere", route="aut
 
     Its second term is L_c of the cross-view Gram matrix (Prop. 3.2: sample-
     contrastive). `mu`: if given, each embedding is first projected to radius
-    sqrt(mu): onto the sphere (`projection="sphere"`, DESIGN.md's contract)
+    sqrt(mu): onto the sphere (`projection="sphere"`, the loss API contract)
     or into the ball (`"ball"`: only longer embeddings are shortened, the
     reading of Sec. 4.2 and of HaoChen et al.'s code, which also divides the
     loss by mu; we do not). None uses z as given. `route` ("auto", "gram", "covariance") picks N x N or

@@ -84,3 +84,14 @@ def positive(name: str, arg: str, value):
     if isinstance(value, (int, float)) and not value > 0:
         raise ValueError(f"{name}: {arg} must be > 0, got {value}")
     return value
+
+
+def all_views(name, z1, z2, extra_views):
+    """[z1, z2, *extra_views] as float32, checked to share [n, dim]."""
+    views = [z1, z2]
+    if extra_views is not None:
+        extra = as_float32(name, "extra_views", extra_views)
+        if extra.ndim != 3 or extra.shape[1:] != z1.shape:
+            raise ValueError(f"{name}: extra_views must be [V, {z1.shape[0]}, {z1.shape[1]}], got {tuple(extra.shape)}")
+        views += list(extra)
+    return views

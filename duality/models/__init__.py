@@ -5,7 +5,8 @@ encoder names used in configs to their classes.
 """
 from duality.models.resnet import ResNet, resnet18, resnet34, resnet50
 from duality.models.small import SmallConvNet
-from duality.models.heads import MLP, parse_spec
+from duality.models.heads import MLP, NormalizedLinear, Prototypes, parse_spec
 from duality.models.ssl_model import SSLModel, build
 
-__all__ = ["ResNet", "resnet18", "resnet34", "resnet50", "SmallConvNet", "MLP", "parse_spec", "SSLModel", "build"]
+__all__ = ["ResNet", "resnet18", "resnet34", "resnet50", "SmallConvNet", "MLP", "NormalizedLinear", "Prototypes",
+           "parse_spec", "SSLModel", "build"]

@@ -1,4 +1,4 @@
-"""Projector and predictor MLPs from spec strings.
+"""Projector and predictor MLPs from spec strings, and the other heads methods put on z.
 
 "8192-8192-8192" is three Linear layers of those widths; every layer but
 the last is followed by BatchNorm and ReLU; the last has no bias, no
@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
+from duality.losses.normalization import normalize_embeddings
 from duality.models.norm import batch_norm
 
 
@@ -44,3 +46,31 @@ class MLP(nn.Module):
         if self.out_bn:
             x = batch_norm(train, self.axis_name, self.dtype, affine=False)(x)
         return x.astype(jnp.float32)
+
+
+def _unit_rows(key, shape, dtype=jnp.float32):
+    return normalize_embeddings(jax.random.normal(key, shape, dtype))
+
+
+class Prototypes(nn.Module):
+    """SwAV's K prototypes [K, M], initialised on the unit sphere (the method renormalises them each step).
+
+    Called on z like every head, it returns the prototype matrix itself: the
+    loss scores z against it, so its gradient flows through the loss.
+    """
+    count: int
+
+    @nn.compact
+    def __call__(self, z, train: bool = True):
+        return self.param("w", _unit_rows, (self.count, z.shape[-1]))
+
+
+class NormalizedLinear(nn.Module):
+    """DINO's last layer: the cosine between L2-normalised z and each of `features` weight vectors
+    (weight normalisation with the norm fixed to 1), so logits lie in [-1, 1] before the temperature."""
+    features: int
+
+    @nn.compact
+    def __call__(self, z, train: bool = True):
+        w = self.param("w", nn.initializers.truncated_normal(0.02), (self.features, z.shape[-1]))
+        return normalize_embeddings(z) @ normalize_embeddings(w).T

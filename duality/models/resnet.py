@@ -90,13 +90,24 @@ class ResNet(nn.Module):
         return jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
 
 
+# Stage sizes and block of each depth (He et al. 2016, Table 1): the one place they are written.
+DEPTHS = {"resnet18": ((2, 2, 2, 2), "basic"), "resnet34": ((3, 4, 6, 3), "basic"),
+          "resnet50": ((3, 4, 6, 3), "bottleneck")}
+
+
+def resnet(name: str, **kw) -> ResNet:
+    """ResNet-18/34/50 by name ("resnet18", ...); keywords as ResNet's (stem, zero_init_residual, ...)."""
+    stages, block = DEPTHS[name]
+    return ResNet(stage_sizes=stages, block=block, **kw)
+
+
 def resnet18(**kw):
-    return ResNet(stage_sizes=(2, 2, 2, 2), block="basic", **kw)
+    return resnet("resnet18", **kw)
 
 
 def resnet34(**kw):
-    return ResNet(stage_sizes=(3, 4, 6, 3), block="basic", **kw)
+    return resnet("resnet34", **kw)
 
 
 def resnet50(**kw):
-    return ResNet(stage_sizes=(3, 4, 6, 3), block="bottleneck", **kw)
+    return resnet("resnet50", **kw)
