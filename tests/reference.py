@@ -268,3 +268,19 @@ def swav(z1, z2, prototypes, temperature=0.1, epsilon=0.05, sinkhorn_iters=3, qu
             terms.append(np.mean(-np.sum(q * logp, axis=1)))
     ent = np.mean([np.mean(-np.sum(q * np.log(q + 1e-300), axis=1)) for q in codes])
     return float(np.mean(terms)), dict(code_entropy=ent)
+
+
+def nnclr(z1, z2, support, query1=None, query2=None, temperature=0.1):
+    """NNCLR: each query's nearest support row (by cosine) anchors InfoNCE against the other view's batch."""
+    s = unit(support)
+    n = z1.shape[0]
+    total = pos = close = 0.0
+    for q, other in ((z1 if query1 is None else query1, z2), (z2 if query2 is None else query2, z1)):
+        qn, o = unit(q), unit(other)
+        for i in range(n):
+            nn = s[int(np.argmax([float(qn[i] @ s[k]) for k in range(len(s))]))]
+            logits = [float(nn @ o[k]) / temperature for k in range(n)]
+            total += logsumexp(logits) - logits[i]
+            pos += float(nn @ o[i])
+            close += float(nn @ qn[i])
+    return total / (2 * n), dict(pos_sim=pos / (2 * n), nn_sim=close / (2 * n))

@@ -157,11 +157,18 @@ def test_pod_scale_shapes_trace(name):
     """Counts like N^2 M overflow int32 at pod scale; trace (no memory) at N = 32768, M = 65536."""
     n, m = 32768, 65536
     spec = lambda *s: jax.ShapeDtypeStruct(s, jnp.float32)  # noqa: E731
-    extra = {"byol": dict(target1=spec(n, m), target2=spec(n, m)),
-             "simsiam": dict(target1=spec(n, m), target2=spec(n, m)),
-             "moco": dict(key1=spec(n, m), key2=spec(n, m), queue=spec(4096, m)),
-             "dino": dict(teacher1=spec(n, m), teacher2=spec(n, m), center=spec(m)),
-             "swav": dict(prototypes=spec(3000, m))}.get(name, {})
+    # The registered example's inputs at a small batch n0 and dimension m0, each axis scaled up: the last
+    # axis when it is m0, a batch-sized axis (a multiple of n0: a batch, a queue of batches) by n / n0.
+    n0, m0 = 8, 5
+    ex = losses.example(name, n0, m0)
+
+    def scaled(shape):
+        return tuple(m if i == len(shape) - 1 and d == m0 else d * (n // n0) if d % n0 == 0 else d
+                     for i, d in enumerate(shape))
+
+    extra = {k: spec(*scaled(np.shape(v))) for role in (ex.batch, ex.views, ex.rep, ex.params) for k, v in role.items()}
+    static = {k: v * (n // n0) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in ex.static.items()}
     fn = losses.get(name)
-    out = jax.eval_shape(jax.value_and_grad(lambda a, b, kw: fn(a, b, **kw)[0]), spec(n, m), spec(n, m), extra)
+    out = jax.eval_shape(jax.value_and_grad(lambda a, b, kw: fn(a, b, **kw, **static)[0]), spec(n, m), spec(n, m),
+                         extra)
     assert out[0].shape == () and out[1].shape == (n, m)

@@ -26,6 +26,19 @@ from duality.losses.distillation import byol, simsiam, moco, dino, dino_center_u
 from duality.losses.clustering import swav, sinkhorn
 from duality.losses.queue import enqueue, init_queue
 
+
+
+def _import_others() -> None:
+    """Import every other module here, so a loss in a new file registers itself with no edit to this one."""
+    import importlib
+    import pkgutil
+
+    for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        importlib.import_module(f"{__name__}.{m.name}")
+
+
+_import_others()
+
 __all__ = [
     "Example", "example", "get", "names", "register",
     "l_c", "l_nc", "duality_terms", "norm_coupling_bounds", "sample_quartic", "dimension_quartic",

@@ -1,0 +1,17 @@
+"""NNCLR (Dwibedi et al. 2021): a support queue's nearest neighbours as positives, with a predictor.
+
+  python -m duality.main --config=configs/nnclr.py:fashion_mnist --workdir=workdirs/nnclr
+
+The paper's heads (projector 2048-2048-256 at ImageNet width 8192 here's {h}, predictor
+{h}-256) and tau 0.1 at every scale; the support queue is the paper's 98304 on ImageNet and
+16384 on Fashion-MNIST, where 702 steps of 256 images would never fill the larger one (it
+holds 64 steps here). base.py's LARS.
+
+Measured: docs/study_methods (configs/studies/methods.py:full, seeds 0-2) and the README table.
+"""
+from configs import base
+
+
+def get_config(arg: str = "fashion_mnist"):
+    return base.method_config(arg, "nnclr", loss={'temperature': 0.1}, model={'projector': '{h}-{h}-256'},
+                              method={'predictor': '{h}-256', 'queue_size': 16384 if arg == "fashion_mnist" else 98304})
