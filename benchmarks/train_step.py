@@ -44,7 +44,7 @@ def bench(encoder, a):
     state = t.init_state(0)
     batch = t.device_batch(t.data.train.batch(0))
     t0 = time.perf_counter()
-    compiled = t._step.lower(state, batch, t.initial_params()).compile()
+    compiled = t.compile_step(state, batch)
     compile_s = time.perf_counter() - t0
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost

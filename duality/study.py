@@ -130,7 +130,7 @@ def run_cell(study, cell, workdir: str) -> dict:
             raise ValueError(f"{done} was made with other settings ({record['settings']}) than the study now "
                              f"gives this cell ({cell['settings']}); use a new --workdir or delete the cell")
         stored = _stored_config(done, record)
-        changed = _changed_fields(stored, _as_stored(cell_config(study, cell))) if stored else []
+        changed = changed_fields(stored, as_stored(cell_config(study, cell))) if stored else []
         if changed:  # e.g. the method's config file was re-tuned after this cell ran
             raise ValueError(f"{done} was made with another configuration than its config now gives "
                              f"({'; '.join(changed[:5])}); delete the cell to re-run it")
@@ -159,13 +159,13 @@ def run_cell(study, cell, workdir: str) -> dict:
                   settings=cell["settings"], seed=cfg.seed, steps=int(state.step), train_seconds=round(train_s, 1),
                   resumed=resumed, embedding_dim=int(str(cfg.model.projector).split("-")[-1]), probe=p, analysis=a,
                   baselines=baselines(cfg, workdir, trainer), train_end=train_end(wd), code=_code_version(),
-                  config=_as_stored(cfg))
+                  config=as_stored(cfg))
     if jax.process_index() == 0:
         _write_json(done, record)
     return record
 
 
-def _as_stored(cfg) -> dict:
+def as_stored(cfg) -> dict:
     """A config as config.json and cell.json store it (tuples as lists)."""
     return json.loads(json.dumps(cfg.to_dict() if hasattr(cfg, "to_dict") else cfg))
 
@@ -180,7 +180,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def _changed_fields(stored: dict, current: dict, strict: bool = False) -> list[str]:
+def changed_fields(stored: dict, current: dict, strict: bool = False) -> list[str]:
     """Fields where a stored run's config and the current one disagree ("field: old -> new").
 
     Not strict: a field the stored config lacks was added to the code after
@@ -205,7 +205,7 @@ def _stored_config(path: str, record: dict):
     if not stored and os.path.exists(beside):
         with open(beside) as f:
             stored = json.load(f)
-    return _as_stored(methods.upgrade(stored)) if stored else None
+    return as_stored(methods.upgrade(stored)) if stored else None
 
 
 def shared_run(workdir: str, cfg):
@@ -215,10 +215,10 @@ def shared_run(workdir: str, cfg):
     runs (VICReg at its own recipe and seed 0 is a cell of all three); at 12
     minutes a run on a CPU, each runs once and the others point to it
     (`shared_from` in cell.json; the table marks them). Configurations are
-    compared field by field (`_changed_fields`), from the config stored in
+    compared field by field (`changed_fields`), from the config stored in
     cell.json or the config.json the run wrote.
     """
-    current = _as_stored(cfg)
+    current = as_stored(cfg)
     root = os.path.dirname(os.path.abspath(workdir))
     for path in sorted(glob.glob(os.path.join(root, "*", "cells", "*", "cell.json"))):
         with open(path) as f:
@@ -226,7 +226,7 @@ def shared_run(workdir: str, cfg):
         if record.get("shared_from"):
             continue
         stored = _stored_config(path, record)
-        if stored is not None and not _changed_fields(stored, current, strict=True):
+        if stored is not None and not changed_fields(stored, current, strict=True):
             return path, record
     return None
 

@@ -234,6 +234,10 @@ class Trainer:
         fn = jax.shard_map(self._per_device, mesh=self.mesh, in_specs=(P(), P(AXIS), P()), out_specs=(P(), P()))
         return jax.jit(fn, donate_argnums=(0,))
 
+    def compile_step(self, state: TrainState, batch: dict):
+        """The step compiled ahead of time for these shapes (benchmarks read its cost analysis)."""
+        return self._step.lower(state, batch, self.initial_params()).compile()
+
     def step_fn(self, state: TrainState, batch: dict):
         """One training step on a global batch (from device_batch): (new state, metrics). `state` is donated."""
         return self._step(state, batch, self.initial_params())

@@ -28,3 +28,8 @@ if os.environ.get("DUALITY_TEST_COMPILE_CACHE", "1") != "0" and "JAX_COMPILATION
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: trains or starts processes; left out of the quick tier (bash launch/test.sh --quick)")

@@ -24,7 +24,7 @@ from configs import base
 from tests.test_pipeline import needs_fmnist
 from tests.train_configs import tiny
 
-pytestmark = needs_fmnist
+pytestmark = [needs_fmnist, pytest.mark.slow]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = base.tiny_flags() + ["--config.eval.linear_probe=False"]
 
@@ -57,7 +57,7 @@ def _read_until(proc, prefix, timeout=180):
     raise AssertionError(f"never saw {prefix!r}:\n" + "".join(out))
 
 
-def _restore(workdir, step=None, projector="32-16"):
+def restore_checkpoint(workdir, step=None, projector="32-16"):
     cfg = tiny("vicreg")
     cfg.model.projector = projector
     ckpt = checkpoint.Checkpointer(workdir, every=0, keep=None, read_only=True)
@@ -92,7 +92,7 @@ def test_kill_9_at_random_steps_then_resume_equals_an_uninterrupted_run(tmp_path
     assert final.returncode == 0, final.stdout + final.stderr
     assert "resumed from" in final.stdout and f"done: step {steps}/{steps}" in final.stdout
     assert resumed_at and resumed_at == sorted(resumed_at)  # restarts found checkpoints, never going back
-    a, b = _restore(str(tmp_path / "straight")), _restore(str(workdir))
+    a, b = restore_checkpoint(str(tmp_path / "straight")), restore_checkpoint(str(workdir))
     assert int(a.step) == int(b.step) == steps
     _assert_same_params(a, b)
     for x, y in zip(jax.tree.leaves(a.opt_state), jax.tree.leaves(b.opt_state)):  # momentum too
@@ -182,7 +182,7 @@ def test_a_non_finite_step_stops_the_run_naming_it_and_keeps_the_last_good_check
     ck = checkpoint.Checkpointer(str(tmp_path), every=0, keep=None, read_only=True)
     assert list(ck.manager.all_steps()) == [1]
     ck.close()
-    state = _restore(str(tmp_path), projector=cfg.model.projector)
+    state = restore_checkpoint(str(tmp_path), projector=cfg.model.projector)
     assert int(state.step) == 1 and all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
 
 
@@ -198,7 +198,7 @@ def test_skip_mode_skips_non_finite_steps_up_to_the_limit(tmp_path, capsys):
     steps = ck.manager.all_steps()
     ck.close()
     assert list(steps) == [1, 2, 3]  # skipped steps leave the state as it was: finite, and saved
-    state = _restore(str(tmp_path))
+    state = restore_checkpoint(str(tmp_path))
     assert int(state.skipped) == 2 and all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
 
 
@@ -215,7 +215,7 @@ def test_a_failing_save_is_a_clear_error_and_the_previous_checkpoint_survives(tm
     with pytest.raises(checkpoint.CheckpointError, match=r"step 2 .*No space left.*previous checkpoint \(step 1\) is intact"):
         train.fit(tiny("vicreg", steps=3), str(tmp_path))
     monkeypatch.setattr(ocp.CheckpointManager, "save", real)
-    state = _restore(str(tmp_path))
+    state = restore_checkpoint(str(tmp_path))
     assert int(state.step) == 1 and all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
     _, resumed = train.fit(tiny("vicreg", steps=3), str(tmp_path))  # and the run goes on from it
     assert int(resumed.step) == 3

@@ -43,6 +43,7 @@ def test_rankme_across_devices_is_the_global_batch_value(n, m):
     assert float(sharded) == pytest.approx(float(health.rankme(z)), rel=1e-4)
 
 
+@pytest.mark.slow
 def test_the_train_step_logs_drift_rankme_and_every_loss_term():
     t = train.Trainer(tiny("vicreg"))
     state = t.init_state(0)

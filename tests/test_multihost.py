@@ -11,13 +11,14 @@ import time
 
 import jax
 import numpy as np
+import pytest
 
 from duality import checkpoint, train
-from tests.test_faults import ROOT, TINY, _restore
+from tests.test_faults import ROOT, TINY, restore_checkpoint
 from tests.test_pipeline import needs_fmnist
 from tests.train_configs import tiny
 
-pytestmark = needs_fmnist
+pytestmark = [needs_fmnist, pytest.mark.slow]
 SCRIPT = os.path.join(ROOT, "launch", "local_multiprocess.sh")
 
 
@@ -43,7 +44,7 @@ def test_two_processes_of_four_devices_train_like_one_process_of_eight(tmp_path)
     assert "process 0 of 2 (explicit coordinator" in out and "8 global cpu devices" in out
     assert "on 8 cpu device(s) in 2 processes" in out and f"done: step {steps}/{steps}" in out
     assert "step 1/" not in logs  # only process 0 prints progress and writes metrics
-    a, b = _restore(str(tmp_path / "one")), _restore(str(tmp_path / "two"))
+    a, b = restore_checkpoint(str(tmp_path / "one")), restore_checkpoint(str(tmp_path / "two"))
     assert int(a.step) == int(b.step) == steps
     for x, y in zip(jax.tree.leaves((a.params, a.batch_stats, a.opt_state, a.probe_params)),
                     jax.tree.leaves((b.params, b.batch_stats, b.opt_state, b.probe_params))):
@@ -77,7 +78,7 @@ def test_sigterm_to_one_process_stops_all_at_the_same_step(tmp_path):
     steps = list(ckpt.manager.all_steps())
     ckpt.close()
     assert len(steps) == 1 and steps[0] >= 3, steps  # one checkpoint, written by both processes together
-    state = _restore(str(workdir))
+    state = restore_checkpoint(str(workdir))
     assert int(state.step) == steps[0] and all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
 
 

@@ -14,6 +14,8 @@ from duality import probe, train
 from duality.analysis import embedding
 from tests.train_configs import tiny
 
+pytestmark = pytest.mark.slow  # trains, or reads a data set: the full suite only (launch/test.sh)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

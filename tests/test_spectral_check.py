@@ -1,9 +1,12 @@
 """The spectral-embedding check (Balestriero & LeCun): graph, angles, graph-form losses, a tiny run."""
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from duality import losses
 from duality.analysis import spectral_check as sc
+
+pytestmark = pytest.mark.slow  # trains, or reads a data set: the full suite only (launch/test.sh)
 
 
 def test_clique_graph_and_its_spectral_embedding():

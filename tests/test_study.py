@@ -7,6 +7,8 @@ import pytest
 
 from duality import study, train
 
+pytestmark = pytest.mark.slow  # trains, or reads a data set: the full suite only (launch/test.sh)
+
 
 def _study(arg="tiny"):
     return importlib.import_module("configs.studies.duality").get_config(arg)
@@ -103,7 +105,7 @@ def test_two_cell_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     shared = study.run_cell(other, study.cells(other)[0], str(tmp_path / "study_b"))
     assert shared["shared_from"] == os.path.join("study_a", "cells", "vicreg")
     assert shared["probe"] == records[0]["probe"] and shared["name"] == "vicreg_again"
-    assert records[0]["config"] == study._as_stored(study.cell_config(s, study.cells(s)[0]))
+    assert records[0]["config"] == study.as_stored(study.cell_config(s, study.cells(s)[0]))
     # A sibling study finds the floors already probed (no probe runs) and keeps its own copy.
     from duality import probe as probe_module
 
@@ -115,7 +117,7 @@ def test_two_cell_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     # ... and one that differs in any field does not.
     other.common = list(other.common) + [("optim.weight_decay", 1e-5)]
     changed = study.cell_config(other, study.cells(other)[0])
-    assert study._changed_fields(records[0]["config"], study._as_stored(changed)) == [
+    assert study.changed_fields(records[0]["config"], study.as_stored(changed)) == [
         "optim.weight_decay: 1e-06 -> 1e-05"]
     assert study.shared_run(str(tmp_path / "study_b"), changed) is None
     # A finished cell whose config file changed since (the settings alone still match) is not silently reused.

@@ -9,6 +9,8 @@ tfds = pytest.importorskip("tensorflow_datasets")
 
 from duality import data, train  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains, or reads a data set: the full suite only (launch/test.sh)
+
 
 def _cfg(name):
     cfg = importlib.import_module("configs.vicreg").get_config(name)

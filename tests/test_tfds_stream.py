@@ -11,6 +11,8 @@ tf = pytest.importorskip("tensorflow")
 from duality import data, methods, train  # noqa: E402
 from duality.data import tfds_stream  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains, or reads a data set: the full suite only (launch/test.sh)
+
 RATIO = (3 / 4, 4 / 3)
 VIEWS = [(32, (0.08, 1.0), RATIO), (32, (0.08, 1.0), RATIO)]
 LOCAL = [(16, (0.05, 0.4), RATIO)] * 2

@@ -7,14 +7,29 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from duality import train
+from duality import methods, train
 from tests.test_pipeline import needs_fmnist
 from tests.train_configs import METHODS, tiny
 
-pytestmark = needs_fmnist
+pytestmark = [needs_fmnist, pytest.mark.slow]
+
+
+# One method per Method class runs compiled steps: the twelve pairwise methods share one class and every
+# line of the trainer, differing only in the loss, which tests/test_losses_*.py check on 8 devices against
+# float64 references. Every method is traced through the whole step below.
+RUN = sorted({type(methods.get(m)).__name__: m for m in reversed(METHODS)}.values(), key=METHODS.index)
 
 
 @pytest.mark.parametrize("method", METHODS)
+def test_the_step_of_every_method_traces_with_its_metrics(method):
+    t = train.Trainer(tiny(method))
+    batch = t.device_batch(t.data.train.batch(0))
+    state, metrics = jax.eval_shape(t.step_fn, t.abstract_state(), batch)
+    assert {"loss", "probe_loss", "grad_norm", "drift_encoder", "rankme_z", "finite"} <= set(metrics)
+    assert jax.tree.structure(state) == jax.tree.structure(t.abstract_state())
+
+
+@pytest.mark.parametrize("method", RUN)
 def test_one_step_of_every_method_on_8_devices(method):
     assert jax.device_count() == 8
     t = train.Trainer(tiny(method))

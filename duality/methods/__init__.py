@@ -76,9 +76,11 @@ def upgrade(config: dict) -> dict:
     """
     import copy
 
+    if not isinstance(config, dict) or not isinstance(config.get("method"), dict) or "name" not in config["method"]:
+        return config  # not a run's config (or a fragment without a method): nothing to upgrade
     config = copy.deepcopy(config)
-    old_model, old = config.get("model", {}), config.get("method", {})
-    method = get(old.get("name", "vicreg"))
+    old_model, old = config.get("model", {}), config["method"]
+    method = get(old["name"])
     block = method.config().to_dict()
     block["loss"].update(old.get("loss") or {})
     for k in method.fields:
