@@ -48,11 +48,11 @@ def get_config(arg: str = "full"):
             ("model.projector_out_bn", [False, True]), ("optim.groups", [{}, {"pred": {"schedule": "constant"}}]),
             ("optim.base_lr", [0.05, 0.5])]),
         # BYOL's reference projector (Linear-BN-ReLU-Linear) beside this repository's three-layer one.
-        dict(name="byol_proj2", config="byol", overrides=[("model.projector", "{h}-256")],
+        dict(name="byol_proj2", config="byol", overrides=[("model.projector", "{h}-256"), ("optim.base_lr", 0.3)],
              axes=[("method.ema_base", [0.97, 0.99, 0.996])]),
-        # This repository's three-layer projector at its config's EMA (the methods study's seed-0 run), and the
+        # This repository's earlier three-layer projector (the same lr 0.3: the depth alone), and the
         # two-layer one at solo-learn's small-data lr 1.0 (LARS, eta 0.02 with clipping, as here).
-        dict(name="byol_proj3", config="byol", overrides=[("model.projector", "{h}-{h}-256")],
+        dict(name="byol_proj3", config="byol", overrides=[("model.projector", "{h}-{h}-256"), ("optim.base_lr", 0.3)],
              axes=[("method.ema_base", [0.99])]),
         dict(name="byol_proj2_lr1", config="byol", overrides=[("model.projector", "{h}-256"), ("optim.base_lr", 1.0)],
              axes=[("method.ema_base", [0.97, 0.99])]),
