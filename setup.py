@@ -39,6 +39,7 @@ setup(
         "numpy",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6"],
+        # pytest-xdist: launch/test.sh runs one worker per core (test files stay whole on one worker).
+        "test": ["pytest>=8", "hypothesis>=6", "pytest-xdist>=3.5"],
     },
 )

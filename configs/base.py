@@ -112,9 +112,10 @@ def method_config(arg: str, name: str, loss=None, model=None, method=None, optim
 
 
 # The tiny scale of the test suite and of every study's "tiny" argument: the code paths of a real run in
-# seconds (a 256-image subset, batches of 16, a two-stage convnet, a 32-16 projector, logs and checkpoints at
-# every step). `tiny` also applies the method's own small settings (Method.small: queue, prototypes, heads).
-TINY = (("data.train_subset", 256), ("data.global_batch", 16), ("model.widths", (8, 16)),
+# seconds (256 synthetic images of the configured shape, batches of 16, a two-stage convnet, a 32-16
+# projector, logs and checkpoints at every step); a test of the data itself sets data.name back.
+# `tiny` also applies the method's own small settings (Method.small: queue, prototypes, heads).
+TINY = (("data.name", "synthetic"), ("data.train_subset", 256), ("data.global_batch", 16), ("model.widths", (8, 16)),
         ("model.projector", "32-16"), ("optim.warmup_steps", 1), ("optim.warmup_epochs", 0),
         ("train.log_every", 1), ("train.checkpoint_every", 1), ("eval.probe_l2", (1e-3,)))
 

@@ -91,8 +91,10 @@ def _no_checkpoint(workdir):
 @pytest.mark.parametrize("change,error,match", [
     (lambda c: setattr(c.method, "name", "vicregg"), ValueError, "not a registered method.*vicreg"),
     (lambda c: setattr(c.data, "global_batch", 12), ValueError, "not divisible by the 8 devices"),
-    (lambda c: setattr(c.data, "data_dir", "/nonexistent"), FileNotFoundError, "apt-get install dataset-fashion-mnist"),
-    (lambda c: c.method.loss.update(temprature=0.1), ValueError, "method.loss.temprature is not a hyperparameter.*temperature"),
+    (lambda c: c.data.update(name="fashion_mnist", data_dir="/nonexistent"), FileNotFoundError,
+     "apt-get install dataset-fashion-mnist"),
+    (lambda c: c.method.loss.update(temprature=0.1), ValueError,
+     "method.loss.temprature is not a hyperparameter.*temperature"),
     (lambda c: setattr(c.model, "encoder", "resnet19"), ValueError, "unknown encoder 'resnet19'"),
     (lambda c: setattr(c.data, "name", "mnist"), ValueError, "choose one of.*fashion_mnist"),
     (lambda c: setattr(c.optim, "name", "adam"), ValueError, "choose 'lars', 'sgd' or 'adamw'"),
