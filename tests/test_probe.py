@@ -24,7 +24,7 @@ def trained(tmp_path_factory):
     """A tiny VICReg run on 8 devices: its workdir and final state."""
     workdir = str(tmp_path_factory.mktemp("probe") / "run")
     cfg = tiny("vicreg", steps=3)
-    cfg.data.train_subset = 240
+    cfg.data.name, cfg.data.train_subset = "fashion_mnist", 240  # the probes' class-balanced label subsets
     trainer, state = train.fit(cfg, workdir)
     return workdir, trainer, state
 

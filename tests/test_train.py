@@ -24,6 +24,7 @@ RUN = sorted({type(methods.get(m)).__name__: m for m in reversed(METHODS)}.value
 def test_the_step_of_every_method_traces_with_its_metrics(method):
     t = train.Trainer(tiny(method))
     batch = t.device_batch(t.data.train.batch(0))
+    t.initial_params()  # concrete, computed once: the traced step reads it as a constant
     state, metrics = jax.eval_shape(t.step_fn, t.abstract_state(), batch)
     assert {"loss", "probe_loss", "grad_norm", "drift_encoder", "rankme_z", "finite"} <= set(metrics)
     assert jax.tree.structure(state) == jax.tree.structure(t.abstract_state())
