@@ -112,3 +112,12 @@ def test_the_trainer_never_names_a_method():
     with open(os.path.join(ROOT, "duality", "train.py")) as f:
         text = f.read()
     assert not [n for n in methods.names() + ["prototypes", "predictor", "target1"] if f'"{n}"' in text]
+
+
+@pytest.mark.parametrize("name,field,value", [("dino", "out_dim", 0), ("swav", "n_prototypes", 0),
+                                              ("nnclr", "queue_size", 0), ("moco", "queue_size", -1)])
+def test_a_count_out_of_range_names_the_field_and_a_fix(name, field, value):
+    cfg = _config(name)
+    cfg.method[field] = value
+    with pytest.raises(ValueError, match=rf"method.{field}={value}: {name} needs {field} >= .*e.g."):
+        methods.get(name).check(cfg.method, global_batch=256, local_views=0)

@@ -98,6 +98,11 @@ class Method:
             raise ValueError(f"data.local_views={local_views}: multi-crop is not defined for {self.name}; "
                              f"set data.local_views=0 (methods with multi-crop: swav, dino)")
 
+    def at_least(self, cfg, field: str, low: int, example) -> None:
+        """A count field (a queue, a head's width) below `low`: ValueError naming the field, the value, a fix."""
+        if cfg[field] < low:
+            raise ValueError(f"method.{field}={cfg[field]}: {self.name} needs {field} >= {low}, e.g. {example}")
+
     # ------------------------------------------------------------------- model
     def heads(self, cfg, embed_dim: int, *, axis_name=None, dtype=jnp.float32) -> dict:
         """name -> flax module applied to z [B, M] (train flag as second argument)."""

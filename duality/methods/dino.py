@@ -23,8 +23,7 @@ class DINO(Method):
 
     def check(self, cfg, *, global_batch, local_views):
         super().check(cfg, global_batch=global_batch, local_views=local_views)
-        if cfg.out_dim < 1:
-            raise ValueError(f"method.out_dim={cfg.out_dim}: DINO's head needs a positive width, e.g. 65536")
+        self.at_least(cfg, "out_dim", 1, 65536)
 
     def heads(self, cfg, embed_dim, *, axis_name=None, dtype=None):
         return {"dino_head": lambda: models.NormalizedLinear(cfg.out_dim)}

@@ -21,9 +21,7 @@ class MoCo(Method):
 
     def check(self, cfg, *, global_batch, local_views):
         super().check(cfg, global_batch=global_batch, local_views=local_views)
-        if cfg.queue_size < 0:
-            raise ValueError(f"method.queue_size={cfg.queue_size}: give 0 (negatives from the batch only) or a "
-                             f"positive number of keys, e.g. 4096")
+        self.at_least(cfg, "queue_size", 0, "4096 (0: negatives from the batch only)")
 
     def init_state(self, cfg, params, batch_stats, rng, embed_dim):
         state = super().init_state(cfg, params, batch_stats, rng, embed_dim)

@@ -24,8 +24,7 @@ class NNCLR(Method):
         super().check(cfg, global_batch=global_batch, local_views=local_views)
         if cfg.predictor:
             models.parse_spec(cfg.predictor)
-        if cfg.queue_size < 1:
-            raise ValueError(f"method.queue_size={cfg.queue_size}: NNCLR needs a support queue, e.g. 98304")
+        self.at_least(cfg, "queue_size", 1, 98304)
 
     def heads(self, cfg, embed_dim, *, axis_name=None, dtype=None):
         if not cfg.predictor:

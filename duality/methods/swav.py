@@ -23,8 +23,7 @@ class SwAV(Method):
 
     def check(self, cfg, *, global_batch, local_views):
         super().check(cfg, global_batch=global_batch, local_views=local_views)
-        if cfg.n_prototypes < 1:
-            raise ValueError(f"method.n_prototypes={cfg.n_prototypes}: SwAV needs prototypes, e.g. 3000")
+        self.at_least(cfg, "n_prototypes", 1, 3000)
         q = cfg.queue_size
         if q and cfg.queue_start_step * 2 * global_batch < q:
             need = -(-q // (2 * global_batch))
