@@ -64,6 +64,8 @@ def _parse_flags(argv):
         hint = _unknown_field(argv)
         _fail(BAD_INPUT, f"{hint or e}\nSee --helpfull for the flags; config fields are set as "
                          f"--config.<field>=<value>.")
+    except SyntaxError as e:  # the config file does not parse
+        _fail(BAD_INPUT, f"--config: {e.filename}, line {e.lineno}: {e.msg}; fix the file's syntax")
 
 
 def _unknown_field(argv) -> str:
@@ -171,7 +173,12 @@ def main(argv):
     if FLAGS.mode == "analyze":
         return run_analyze(FLAGS.workdir, FLAGS.step, FLAGS.samples)
     cfg = FLAGS.config
-    if cfg.get("job", "pretrain") == "loss_report":
+    try:
+        job = cfg.get("job", "pretrain")
+    except OSError as e:  # config_flags defers a config file that failed to load until it is first read
+        _fail(BAD_INPUT, f"--config: {str(e).strip().splitlines()[-1].strip()}; give an existing config file, "
+                         f"e.g. --config=configs/vicreg.py:fashion_mnist (relative to the current directory)")
+    if job == "loss_report":
         run_loss_report(cfg)
     else:
         run_pretraining(cfg, FLAGS.workdir)

@@ -34,7 +34,7 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from duality import checkpoint, data, distributed, fileio, health, losses, methods, optim, probe
+from duality import checkpoint, config_check, data, distributed, fileio, health, losses, methods, optim, probe
 from duality.data import augment as aug
 from duality.metrics import Progress, Writer
 
@@ -264,17 +264,13 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> tuple[Trainer, b
     """
     if not workdir:
         raise ValueError("pretraining needs --workdir=DIR (checkpoints, metrics and results are written there)")
+    config_check.check(config)  # every field's type and range, the method's block, the loss's hyperparameters
     checkpoint.check_writable(workdir)
-    if config.train.get("nonfinite", "stop") not in ("stop", "skip"):
-        raise ValueError(f"train.nonfinite={config.train.nonfinite!r}: choose 'stop' or 'skip'")
     l2 = config.eval.get("probe_l2", probe.L2_GRID)
     l2 = list(l2) if np.ndim(l2) else [l2]
     if config.eval.get("linear_probe", True) and (not l2 or not all(np.isfinite(float(v)) and float(v) >= 0 for v in l2)):
         raise ValueError(f"eval.probe_l2={tuple(l2)!r}: give one or more finite L2 penalties >= 0, e.g. "
                          f"--config.eval.probe_l2='(1e-4, 1e-3)' (they are chosen between on held-out train)")
-    if config.optim.name == "lars" and not float(config.optim.get("trust_coefficient", 0.001)) > 0:
-        raise ValueError(f"optim.trust_coefficient={config.optim.trust_coefficient!r}: LARS needs a positive trust "
-                         f"coefficient (0.02 for batch 256 with optim.clip_lr=True; 0.001 at ImageNet batch sizes)")
     trainer = Trainer(config)
     trainer.abstract_state()  # traces the model's init: an unknown encoder or a bad shape fails here
     resuming = checkpoint.has_checkpoint(workdir)

@@ -254,6 +254,11 @@ BAD = {
     "unwritable workdir": (None, "is a file, not a directory"),
     "incompatible resume": (["--config.model.projector=64-16"], "different model"),
     "stray argument": (["extra"], "unexpected arguments"),
+    "a batch of zero": (["--config.data.global_batch=0"], r"data.global_batch=0 is out of range: it must be an "
+                                                          r"integer >= 1; set it, e.g. --config.data.global_batch=256"),
+    "a NaN learning rate": (["--config.optim.base_lr=nan"], r"optim.base_lr=nan is out of range: .*finite number > 0"),
+    "no checkpoint kept": (["--config.train.keep_checkpoints=0"], r"train.keep_checkpoints=0 is out of range"),
+    "a negative loss coefficient": (["--config.method.loss.cov_coeff=-1.0"], r"vicreg: cov_coeff must be >= 0"),
 }
 
 
@@ -276,3 +281,15 @@ def test_bad_input_exits_2_with_the_problem_and_the_fix_and_writes_nothing(tmp_p
     assert _tree(workdir) == before  # nothing created, nothing overwritten
     if config_json is not None:
         assert (workdir / "config.json").read_bytes() == config_json
+
+
+@pytest.mark.parametrize("text,match", [(None, r"--config: \[Errno 2\] No such file or directory: '.*nope.py'"),
+                                        ("def get_config(:\n", r"--config: .*bad.py, line 1: invalid syntax")])
+def test_a_missing_or_unparsable_config_file_is_bad_input(tmp_path, text, match):
+    path = tmp_path / ("nope.py" if text is None else "bad.py")
+    if text is not None:
+        path.write_text(text)
+    r = _run([sys.executable, "-m", "duality.main", f"--config={path}", f"--workdir={tmp_path / 'run'}"])
+    assert r.returncode == 2 and re.search(match, r.stderr) and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "run").exists()
+

@@ -98,10 +98,10 @@ def _no_checkpoint(workdir):
      "method.loss.temprature is not a hyperparameter.*temperature"),
     (lambda c: setattr(c.model, "encoder", "resnet19"), ValueError, "unknown encoder 'resnet19'"),
     (lambda c: setattr(c.data, "name", "mnist"), ValueError, "choose one of.*fashion_mnist"),
-    (lambda c: setattr(c.optim, "name", "adam"), ValueError, "choose 'lars', 'sgd' or 'adamw'"),
-    (lambda c: setattr(c.train, "log_every", 0), ValueError, "log_every must be >= 1"),
+    (lambda c: setattr(c.optim, "name", "adam"), ValueError, "optim.name='adam'.*one of 'lars', 'sgd', 'adamw'"),
+    (lambda c: setattr(c.train, "log_every", 0), ValueError, "train.log_every=0.*an integer >= 1"),
     (lambda c: setattr(c.eval, "probe_l2", ()), ValueError, "eval.probe_l2=.*one or more finite"),
-    (lambda c: setattr(c.optim, "trust_coefficient", 0.0), ValueError, "positive trust coefficient"),
+    (lambda c: setattr(c.optim, "trust_coefficient", 0.0), ValueError, "optim.trust_coefficient=0.0.*> 0"),
     (lambda c: setattr(c.optim, "groups", {"predictor": {"schedule": "constant"}}), ValueError,
      "no module 'predictor'"),
 ])

@@ -82,6 +82,7 @@ def swav(z1, z2, *, axis_name=None, prototypes=None, temperature=0.1, epsilon=0.
         raise ValueError(f"swav: prototypes are [K, {c.shape[1]}], embeddings have dim {z1.shape[1]}")
     validation.positive("swav", "temperature", temperature)
     validation.positive("swav", "epsilon", epsilon)
+    validation.count("swav", "sinkhorn_iters", sinkhorn_iters)
     c = normalization.normalize_embeddings(c)
     scores = [normalization.normalize_embeddings(v) @ c.T for v in validation.all_views("swav", z1, z2, extra_views)]
     q_scores = None

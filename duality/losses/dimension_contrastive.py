@@ -57,6 +57,12 @@ def _vicreg_terms(name, z1, z2, axis_name, gamma, eps, cov_fn):
     return inv, var, cov
 
 
+def _check_vicreg(name, sim_coeff, std_coeff, cov_coeff, gamma, eps):
+    for arg, v in (("sim_coeff", sim_coeff), ("std_coeff", std_coeff), ("cov_coeff", cov_coeff), ("eps", eps)):
+        validation.non_negative(name, arg, v)
+    validation.positive(name, "gamma", gamma)
+
+
 def _weighted(inv, var, cov, sim_coeff, std_coeff, cov_coeff, axis_name):
     loss = sim_coeff * inv + std_coeff * var + cov_coeff * cov
     return cl.per_device((loss, dict(inv=inv, var=var, cov=cov)), axis_name)
@@ -77,6 +83,8 @@ def vicreg(z1, z2, *, axis_name=None, sim_coeff=25.0, std_coeff=25.0, cov_coeff=
     ("auto", "gram", "covariance") computes it through N x N Gram matrices
     when N < M. Returns (loss, {inv, var, cov}), terms unweighted.
     """
+    _check_vicreg("vicreg", sim_coeff, std_coeff, cov_coeff, gamma, eps)
+
     def cov_fn(zc):
         return _cov_sq(zc, axis_name, route)
 
@@ -98,6 +106,7 @@ def vicreg_exp(z1, z2, *, axis_name=None, sim_coeff=25.0, std_coeff=25.0, cov_co
     coefficients are our defaults. Returns (loss, {inv, var, cov}).
     """
     validation.positive("vicreg_exp", "temperature", temperature)
+    _check_vicreg("vicreg_exp", sim_coeff, std_coeff, cov_coeff, gamma, eps)
     if validation.matrix("vicreg_exp", "z1", z1).shape[1] < 2:
         raise ValueError("vicreg_exp: needs an embedding dimension of at least 2 (the log-sum-exp is over "
                          "off-diagonal covariances, and M = 1 has none)")
@@ -143,6 +152,7 @@ def vicreg_ctr(z1, z2, *, axis_name=None, sim_coeff=25.0, std_coeff=25.0, cov_co
     Returns (loss, {inv, var, cov}).
     """
     validation.positive("vicreg_ctr", "temperature", temperature)
+    _check_vicreg("vicreg_ctr", sim_coeff, std_coeff, cov_coeff, gamma, eps)
     z1, z2 = validation.pair("vicreg_ctr", z1, z2, axis_name)
     if z1.shape[1] < 2:
         raise ValueError("vicreg_ctr: needs an embedding dimension of at least 2 (it takes variances across dimensions)")
@@ -167,6 +177,8 @@ def barlow_twins(z1, z2, *, axis_name=None, lambd=0.0051, eps=1e-5, route="auto"
     (`route`). Returns (loss, {on_diag, off_diag}), terms unweighted.
     """
     z1, z2 = validation.pair("barlow_twins", z1, z2, axis_name)
+    validation.non_negative("barlow_twins", "lambd", lambd)
+    validation.non_negative("barlow_twins", "eps", eps)
     n = cl.global_rows(z1, axis_name)
 
     def standardize(z):
@@ -214,6 +226,7 @@ def tcr(z1, z2, *, axis_name=None, eps_sq=0.2, inv_coeff=200.0, route="auto"):
     tcr the mean coding rate and inv = 1 - mean cosine similarity.
     """
     validation.positive("tcr", "eps_sq", eps_sq)
+    validation.non_negative("tcr", "inv_coeff", inv_coeff)
     z1, z2 = validation.pair("tcr", z1, z2, axis_name)
     z1, z2 = normalization.normalize_embeddings(z1), normalization.normalize_embeddings(z2)
     rate = 0.5 * (_coding_rate(z1, eps_sq, axis_name, route) + _coding_rate(z2, eps_sq, axis_name, route))
@@ -271,6 +284,8 @@ def wmse(z1, z2, *, axis_name=None, w_size=128, w_iter=1, eps=1e-4, rng=None):
     Returns (loss, {mse}).
     """
     z1, z2 = validation.pair("wmse", z1, z2, axis_name)
+    validation.count("wmse", "w_iter", w_iter)
+    validation.non_negative("wmse", "eps", eps)
     n = cl.global_rows(z1, axis_name)
     if not (isinstance(w_size, int) and 2 <= w_size and n % w_size == 0):
         raise ValueError(

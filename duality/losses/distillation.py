@@ -142,6 +142,8 @@ def dino(z1, z2, *, axis_name=None, teacher1=None, teacher2=None, center=None,
     Returns (loss, {teacher_entropy}).
     """
     z1, z2 = validation.pair("dino", z1, z2, axis_name, min_batch=1)
+    validation.positive("dino", "student_temperature", student_temperature)
+    validation.positive("dino", "teacher_temperature", teacher_temperature)
     if teacher1 is None or teacher2 is None or center is None:
         raise TypeError("dino: needs teacher1=, teacher2= (teacher logits of the global views) and center=")
     t1 = validation.same_shape("dino", "teacher1", teacher1, z1, "z1")

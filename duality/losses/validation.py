@@ -86,6 +86,20 @@ def positive(name: str, arg: str, value):
     return value
 
 
+def non_negative(name: str, arg: str, value):
+    """Reject negative (or NaN) Python numbers: a coefficient or a shrinkage (traced values pass through)."""
+    if isinstance(value, (int, float)) and not value >= 0:
+        raise ValueError(f"{name}: {arg} must be >= 0, got {value}")
+    return value
+
+
+def count(name: str, arg: str, value, low: int = 1):
+    """An integer >= low (iterations, group sizes)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name}: {arg} must be an integer >= {low}, got {value!r}")
+    return value
+
+
 def all_views(name, z1, z2, extra_views):
     """[z1, z2, *extra_views] as float32, checked to share [n, dim]."""
     views = [z1, z2]
