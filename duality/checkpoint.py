@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
 import jax
 import numpy as np
@@ -114,10 +115,41 @@ def check_config(workdir: str, cfg_dict: dict, resuming: bool) -> None:
                 f"a checkpoint that does not match; use a new --workdir, or restore the original values.")
 
 
-def write_config(workdir: str, cfg_dict: dict) -> None:
-    """workdir/config.json (process 0), replaced whole."""
-    if jax.process_index() == 0:
-        fileio.write_text(os.path.join(workdir, "config.json"), json.dumps(cfg_dict, indent=2, sort_keys=True))
+def _flat(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_changes(workdir: str, cfg_dict: dict) -> dict:
+    """{field: [stored value, new value]} between the workdir's config.json and `cfg_dict` (empty when none)."""
+    path = os.path.join(workdir, "config.json")
+    if not fileio.exists(path):
+        return {}
+    from duality import methods
+
+    old = _flat(json.loads(json.dumps(methods.upgrade(json.loads(fileio.read_text(path))))))
+    new = _flat(json.loads(json.dumps(cfg_dict)))
+    return {k: [old.get(k), new.get(k)] for k in sorted(set(old) | set(new)) if old.get(k, _MISSING) != new.get(k)}
+
+
+def write_config(workdir: str, cfg_dict: dict, step: int = 0, changes: dict | None = None) -> None:
+    """workdir/config.json (process 0), replaced whole. A resume whose settings changed (`changes`, from
+    config_changes) first appends them to config_history.jsonl, so what each stretch of steps ran with stays
+    on record."""
+    if jax.process_index() != 0:
+        return
+    if changes:
+        path = os.path.join(workdir, "config_history.jsonl")
+        before = fileio.read_text(path) if fileio.exists(path) else ""
+        line = json.dumps({"from_step": int(step), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                           "changed": changes})
+        fileio.write_text(path, before + line + "\n")
+    fileio.write_text(os.path.join(workdir, "config.json"), json.dumps(cfg_dict, indent=2, sort_keys=True))
 
 
 class Checkpointer:

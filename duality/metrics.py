@@ -16,9 +16,13 @@ class Writer:
     A local metrics.jsonl is appended to line by line. Object stores (gs://)
     cannot append, so there the file is rewritten whole, at most every
     `remote_every` seconds and at close.
+
+    `start_step`: the step the run (re)starts from (None: keep every row). Rows
+    logged after it by an earlier attempt that died before its next checkpoint
+    are about to be replayed; they are dropped first, so every step has one row.
     """
 
-    def __init__(self, workdir: str, remote_every: float = 60.0):
+    def __init__(self, workdir: str, remote_every: float = 60.0, start_step: int | None = None):
         from clu import metric_writers  # imports TensorFlow (~4 s): only once a run really starts
 
         self.main = jax.process_index() == 0
@@ -27,8 +31,13 @@ class Writer:
         self.remote = fileio.is_remote(workdir)
         self.remote_every, self._flushed = remote_every, time.monotonic()
         self._lines = []
-        if self.main and self.remote and fileio.exists(self.path):  # a resumed run keeps the earlier lines
-            self._lines = [line for line in fileio.read_text(self.path).splitlines() if line.strip()]
+        if self.main and fileio.exists(self.path):  # a resumed run keeps the earlier lines up to its step
+            lines = [line for line in fileio.read_text(self.path).splitlines() if line.strip()]
+            kept = [line for line in lines if start_step is None or json.loads(line)["step"] <= start_step]
+            if len(kept) < len(lines):
+                fileio.write_text(self.path, "".join(line + "\n" for line in kept))
+            if self.remote:
+                self._lines = kept
 
     def write(self, step: int, scalars: dict):
         scalars = {k: float(v) for k, v in scalars.items()}

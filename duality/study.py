@@ -312,12 +312,12 @@ def baselines(cfg, workdir: str, trainer=None) -> dict:
 def train_end(run_dir: str, last: float = 0.1) -> dict:
     """The training metrics (every loss term, drift, RankMe of z) averaged over the rows logged in the last
     `last` of the steps: whether each loss term did its job, beside the probe that says whether it helped."""
-    path = os.path.join(run_dir, "metrics.jsonl")
-    if not os.path.exists(path):
+    from duality import fileio
+    from duality.analysis import curves
+
+    if not fileio.exists(os.path.join(run_dir, "metrics.jsonl")):
         return {}
-    with open(path) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    rows = [r for r in rows if "loss" in r]  # training rows (evaluation rows have no loss)
+    rows = [r for r in curves.read_metrics(run_dir) if "loss" in r]  # training rows, one per step
     if not rows:
         return {}
     total = max(r["step"] for r in rows)

@@ -275,6 +275,15 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> tuple[Trainer, b
     trainer.abstract_state()  # traces the model's init: an unknown encoder or a bad shape fails here
     resuming = checkpoint.has_checkpoint(workdir)
     checkpoint.check_config(workdir, config.to_dict(), resuming)
+    if resuming:
+        saved = checkpoint.Checkpointer(workdir, every=0, keep=None, read_only=True)
+        latest = saved.latest_step()
+        saved.close()
+        if latest is not None and latest > trainer.total_steps:
+            raise ValueError(
+                f"{workdir} holds a checkpoint at step {latest}, past this config's {trainer.total_steps} steps "
+                f"(train.steps={config.train.steps}, train.epochs={config.train.epochs}); give at least "
+                f"--config.train.steps={latest}, or use a new --workdir")
     return trainer, resuming
 
 
@@ -372,8 +381,12 @@ def fit(config: ml_collections.ConfigDict, workdir: str, stop_at: int | None = N
         _say(f"resumed from {workdir} at step {int(state.step)}")
     else:
         state = trainer.init_state(config.seed)
-    checkpoint.write_config(workdir, config.to_dict())
-    writer = Writer(workdir)
+    changes = checkpoint.config_changes(workdir, config.to_dict()) if resuming else {}
+    if changes:
+        _say(f"resuming at step {int(state.step)} with changed settings (recorded in config_history.jsonl): "
+             + "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items()))
+    checkpoint.write_config(workdir, config.to_dict(), step=int(state.step), changes=changes)
+    writer = Writer(workdir, start_step=int(state.step))
     step = int(state.step)
     total = trainer.total_steps
     progress = Progress(total, trainer.global_batch, step)

@@ -98,7 +98,7 @@ def test_kill_9_at_random_steps_then_resume_equals_an_uninterrupted_run(tmp_path
     for x, y in zip(jax.tree.leaves(a.opt_state), jax.tree.leaves(b.opt_state)):  # momentum too
         np.testing.assert_array_equal(x, y)
     lines = [json.loads(x)["step"] for x in (workdir / "metrics.jsonl").read_text().splitlines()]
-    assert lines[-1] == steps and sorted(set(lines)) == list(range(1, steps + 1))  # replayed steps, none missing
+    assert lines == list(range(1, steps + 1))  # replayed steps logged once each, none missing
 
 
 def test_sigterm_saves_within_seconds_exits_0_and_the_next_start_continues(tmp_path):

@@ -5,6 +5,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 from clu import metric_writers
 
 from duality import checkpoint, fileio
@@ -60,3 +61,21 @@ def test_a_remote_workdir_gets_its_config_metrics_and_curves(monkeypatch):
     assert [r["step"] for r in rows] == [1, 2, 3, 4] and rows[1]["loss"] == 0.5
     out = curves.plot_training(workdir)
     assert out.startswith("ram://") and fileio.exists(out)
+
+
+@pytest.mark.parametrize("where", ["local", "ram"])
+def test_a_resumed_run_drops_the_rows_it_is_about_to_replay(tmp_path, monkeypatch, where):
+    real = metric_writers.create_default_writer
+    monkeypatch.setattr(metric_writers, "create_default_writer",
+                        lambda logdir, just_logging=False, **k: real(logdir, just_logging=True, **k))
+    workdir = str(tmp_path) if where == "local" else "ram://duality_test_replay"
+    w = Writer(workdir, remote_every=0.0)
+    for step in (1, 2, 3, 4, 5):  # logged, but the last checkpoint was step 3 when the process died
+        w.write(step, {"loss": float(step)})
+    w.close()
+    w = Writer(workdir, remote_every=0.0, start_step=3)
+    for step in (4, 5, 6):
+        w.write(step, {"loss": 10.0 * step})
+    w.close()
+    rows = [json.loads(x) for x in fileio.read_text(workdir + "/metrics.jsonl").splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6] and rows[3]["loss"] == 40.0

@@ -1,5 +1,6 @@
 """The trainer on 8 fake devices: one step of every method, exact resume, and
 bad configs that fail before writing anything (faults: test_faults.py)."""
+import json
 import os
 
 import jax
@@ -166,3 +167,19 @@ def test_a_failed_first_run_does_not_lock_the_workdir(tmp_path):
     cfg = tiny("simclr", steps=1)  # a different method in the same workdir: nothing to resume, so allowed
     _, state = train.fit(cfg, str(tmp_path))
     assert int(state.step) == 1
+
+
+def test_a_resume_records_what_changed_and_refuses_fewer_steps_than_it_ran(tmp_path, capsys):
+    cfg = tiny("vicreg", steps=3)
+    train.fit(cfg, str(tmp_path))
+    cfg = tiny("vicreg", steps=4)
+    cfg.optim.base_lr = 0.5
+    train.fit(cfg, str(tmp_path))
+    out = capsys.readouterr().out
+    assert "resuming at step 3 with changed settings" in out and "optim.base_lr: 0.3 -> 0.5" in out
+    history = [json.loads(x) for x in (tmp_path / "config_history.jsonl").read_text().splitlines()]
+    assert history[-1]["from_step"] == 3 and history[-1]["changed"]["train.steps"] == [3, 4]
+    assert json.loads((tmp_path / "config.json").read_text())["optim"]["base_lr"] == 0.5  # what runs now
+    cfg = tiny("vicreg", steps=2)
+    with pytest.raises(ValueError, match=r"checkpoint at step 4, past this config's 2 steps.*train.steps=4"):
+        train.prepare(cfg, str(tmp_path))
