@@ -61,6 +61,15 @@ def write_text(path: str, text: str) -> None:
     write_bytes(path, text.encode())
 
 
+def remove(path: str) -> None:
+    """Delete one file (a missing one is not an error)."""
+    if is_remote(path):
+        if _gfile().exists(path):
+            _gfile().remove(path)
+    elif os.path.exists(path):
+        os.remove(path)
+
+
 def move_tree(src: str, dst: str) -> None:
     """Move directory `src` to `dst`, replacing what `dst` held.
 

@@ -24,10 +24,26 @@ running (a non-finite step, a checkpoint that could not be written).
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+
+def _stopped_outside_training(signum, frame):
+    """SIGTERM/SIGINT outside the training loop (start-up, compilation, the end-of-run probe), whose own
+    handlers save a checkpoint at the next step boundary instead: every step that ran is already in the
+    newest checkpoint, so stop at once, cleanly."""
+    print(f"interrupted by signal {signum} outside the training loop: every step that ran is in the newest "
+          f"checkpoint (none if no step ran); re-run the same command to continue", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":  # the first thing the process does: no moment in which a signal kills it silently
+    for _sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(_sig, _stopped_outside_training)
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
 
 config_flags.DEFINE_config_file("config", "configs/loss_report.py",
                                 "Config file, optionally with ':arg' (path relative to the repository root).",

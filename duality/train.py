@@ -34,7 +34,8 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from duality import checkpoint, config_check, data, distributed, fileio, health, losses, methods, optim, probe
+from duality import (checkpoint, config_check, data, distributed, fileio, health, lock, losses, methods, optim,
+                     probe)
 from duality.data import augment as aug
 from duality.metrics import Progress, Writer
 
@@ -266,6 +267,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> tuple[Trainer, b
         raise ValueError("pretraining needs --workdir=DIR (checkpoints, metrics and results are written there)")
     config_check.check(config)  # every field's type and range, the method's block, the loss's hyperparameters
     checkpoint.check_writable(workdir)
+    lock.check(workdir)  # another live run on this workdir
     l2 = config.eval.get("probe_l2", probe.L2_GRID)
     l2 = list(l2) if np.ndim(l2) else [l2]
     if config.eval.get("linear_probe", True) and (not l2 or not all(np.isfinite(float(v)) and float(v) >= 0 for v in l2)):
@@ -375,6 +377,14 @@ def fit(config: ml_collections.ConfigDict, workdir: str, stop_at: int | None = N
     was checked.
     """
     trainer, resuming = prepared or prepare(config, workdir)
+    held = lock.Lock(workdir)  # the first thing written: a second run on this workdir now stops at prepare
+    try:
+        return _fit(trainer, resuming, config, workdir, stop_at, held)
+    finally:
+        held.release()
+
+
+def _fit(trainer: Trainer, resuming: bool, config, workdir: str, stop_at, held) -> tuple[Trainer, TrainState]:
     ckpt = checkpoint.Checkpointer(workdir, config.train.checkpoint_every, config.train.keep_checkpoints)
     if resuming:
         state = ckpt.restore(trainer.abstract_state())
@@ -414,6 +424,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str, stop_at: int | None = N
             last = m
             writer.write(s, m)
             _say(progress.line(s, m))
+            held.heartbeat()
 
     failed = True
     try:

@@ -293,3 +293,29 @@ def test_a_missing_or_unparsable_config_file_is_bad_input(tmp_path, text, match)
     assert r.returncode == 2 and re.search(match, r.stderr) and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "run").exists()
 
+
+
+def test_a_second_run_on_a_workdir_in_use_is_refused_naming_the_holder_until_it_dies(tmp_path):
+    workdir = tmp_path / "run"
+    first = _start(_cmd(workdir, "--config.train.steps=100000", "--config.train.checkpoint_every=0"))
+    _read_until(first, "step 2/")
+    lock = json.loads((workdir / "run.lock").read_text())
+    assert lock["pid"] == first.pid
+    second = _run(_cmd(workdir, "--config.train.steps=100000"))
+    assert second.returncode == 2 and f"pid {first.pid}" in second.stderr and "in use by another run" in second.stderr
+    assert "Traceback" not in second.stderr
+    first.kill()  # kill -9: the lock stays behind, naming a dead process
+    first.wait(timeout=60)
+    third = _run(_cmd(workdir, "--config.train.steps=3"))
+    assert third.returncode == 0, third.stderr  # taken over
+    assert not (workdir / "run.lock").exists()  # and released at the end
+
+
+@pytest.mark.parametrize("after", [0.3, 2.0])  # the interpreter itself starts in ~0.05 s
+def test_sigterm_during_start_up_exits_0_with_a_message(tmp_path, after):
+    proc = _start(_cmd(tmp_path / "run", "--config.train.steps=3"))
+    time.sleep(after)  # while the interpreter starts, imports jax and TensorFlow, or parses the config
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "interrupted by signal 15 outside the training loop" in out, out
