@@ -152,6 +152,42 @@ def write_config(workdir: str, cfg_dict: dict, step: int = 0, changes: dict | No
     fileio.write_text(os.path.join(workdir, "config.json"), json.dumps(cfg_dict, indent=2, sort_keys=True))
 
 
+def digest(state) -> dict:
+    """{leaf path: "crc32 dtype shape"} of a replicated state: what a checkpoint must give back, bit for bit.
+
+    Orbax and tensorstore detect a truncated or unparsable file, not bytes
+    changed in place; a CRC-32 of every array, written beside each checkpoint
+    and compared on restore, does."""
+    import zlib
+
+    def host(x):
+        return np.asarray(x.addressable_data(0) if isinstance(x, jax.Array) else x)
+
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        a = np.ascontiguousarray(host(leaf))
+        out[jax.tree_util.keystr(path, simple=True, separator="/")] = f"{zlib.crc32(a.view(np.uint8).reshape(-1)):08x} {a.dtype} {list(a.shape)}"
+    return out
+
+
+def digest_path(directory: str, step: int) -> str:
+    """Where the digest of checkpoint `step` of checkpoints/ `directory` lives (checkpoints.digests/<step>.json)."""
+    return os.path.join(directory.rstrip("/") + ".digests", f"{step}.json")
+
+
+def verify(directory: str, step: int, state) -> None:
+    """Raise ValueError naming the first array whose bytes differ from what was saved (no digest: nothing to do;
+    checkpoints written before digests existed restore as before)."""
+    path = digest_path(directory, step)
+    if not fileio.exists(path):
+        return
+    saved, now = json.loads(fileio.read_text(path)), digest(state)
+    bad = [k for k in saved if now.get(k) != saved[k]] + sorted(set(now) - set(saved))
+    if bad:
+        raise ValueError(f"checksum mismatch in {len(bad)} array(s) of the checkpoint of step {step}, first "
+                         f"{bad[0]} (saved {saved.get(bad[0])}, read {now.get(bad[0])})")
+
+
 class Checkpointer:
     def __init__(self, workdir: str, every: int, keep: int | None, read_only: bool = False):
         self.every = every
@@ -178,10 +214,14 @@ class Checkpointer:
         on a file a crash or a full disk truncated.
         """
         if step is not None:
-            return self.manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+            state = self.manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+            verify(self.directory, step, state)
+            return state
         for s in sorted(self.manager.all_steps(), reverse=True):
             try:
-                return self.manager.restore(s, args=ocp.args.StandardRestore(abstract_state))
+                state = self.manager.restore(s, args=ocp.args.StandardRestore(abstract_state))
+                verify(self.directory, s, state)  # bytes changed in place restore "fine": the digest says
+                return state
             except Exception as e:  # noqa: BLE001 (Orbax and tensorstore raise many types for a bad file)
                 moved = self._quarantine(s)
                 print(f"warning: the checkpoint of step {s} could not be restored ({type(e).__name__}: "
@@ -207,9 +247,20 @@ class Checkpointer:
         if self.manager.latest_step() == step:
             return False
         try:
+            if jax.process_index() == 0:  # written first: a digest without its checkpoint is never read
+                fileio.write_text(digest_path(self.directory, step), json.dumps(digest(state)))
+                self._prune_digests(step)
             return self.manager.save(step, args=ocp.args.StandardSave(state), force=True)
         except Exception as e:  # noqa: BLE001 (includes a previous asynchronous save's failure)
             raise self._error(step, e) from e
+
+    def _prune_digests(self, saving: int) -> None:
+        """Drop the digests of checkpoints Orbax no longer keeps."""
+        folder = self.directory.rstrip("/") + ".digests"
+        keep = set(self.manager.all_steps()) | {saving}
+        for name in fileio.listdir(folder):
+            if name.endswith(".json") and name[:-5].isdigit() and int(name[:-5]) not in keep:
+                fileio.remove(os.path.join(folder, name))
 
     def _error(self, step, e) -> CheckpointError:
         try:

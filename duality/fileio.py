@@ -61,6 +61,13 @@ def write_text(path: str, text: str) -> None:
     write_bytes(path, text.encode())
 
 
+def listdir(path: str) -> list[str]:
+    """The names in directory `path` ([] when it does not exist)."""
+    if is_remote(path):
+        return [n.rstrip("/") for n in _gfile().listdir(path)] if _gfile().exists(path) else []
+    return os.listdir(path) if os.path.isdir(path) else []
+
+
 def remove(path: str) -> None:
     """Delete one file (a missing one is not an error)."""
     if is_remote(path):

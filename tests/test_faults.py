@@ -139,9 +139,12 @@ def test_a_second_signal_stops_a_run_that_cannot_reach_a_step_boundary(tmp_path)
         ckpt.close()
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "noise_inside", "one_byte_each"])
 def test_an_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path, capsys, damage):
     cfg = tiny("vicreg", steps=3)
+    # Arrays large enough to be stored as raw chunks: noise inside one is not a decoding error, and before
+    # checksums it restored silently (thousands of wrong values); only the digest catches it.
+    cfg.model.projector = "32-512" if damage in ("noise_inside", "one_byte_each") else cfg.model.projector
     train.fit(cfg, str(tmp_path))
     newest = tmp_path / "checkpoints" / "3"
     files = sorted((p for p in newest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
@@ -151,6 +154,17 @@ def test_an_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path, ca
     elif damage == "garbage":  # every file overwritten with noise of the same size
         for f in files:
             f.write_bytes(np.random.default_rng(0).integers(0, 256, f.stat().st_size, dtype=np.uint8).tobytes())
+    elif damage == "noise_inside":  # 4 KiB of noise in the middle of the array data, the size unchanged
+        data = bytearray(files[-1].read_bytes())
+        mid = len(data) // 2
+        data[mid: mid + 4096] = np.random.default_rng(0).integers(0, 256, len(data[mid: mid + 4096]),
+                                                                   dtype=np.uint8).tobytes()
+        files[-1].write_bytes(bytes(data))
+    elif damage == "one_byte_each":  # one byte changed in every data file (parameters, optimiser state, ...)
+        for f in (p for p in files if p.parent.name == "d"):
+            data = bytearray(f.read_bytes())
+            data[len(data) // 2] ^= 0x5A
+            f.write_bytes(bytes(data))
     else:  # the directory emptied, as a lost volume might leave it
         for f in files:
             f.unlink()
@@ -162,9 +176,10 @@ def test_an_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path, ca
     assert f"{tmp_path}/checkpoints/2" not in out and "at step 2" in out
     assert int(state.step) == 4
     assert (tmp_path / "checkpoints.corrupt" / "3").is_dir()  # kept for inspection, out of the way
-    if damage != "truncate":
+    if damage not in ("truncate", "noise_inside"):
         return
     ref = tiny("vicreg", steps=4)  # the fallback run equals a run that was never damaged
+    ref.model.projector = cfg.model.projector
     _, straight = train.fit(ref, str(tmp_path / "straight"))
     for x, y in zip(jax.tree.leaves(jax.device_get(state.params)), jax.tree.leaves(jax.device_get(straight.params))):
         np.testing.assert_array_equal(x, y)
