@@ -334,3 +334,13 @@ def test_sigterm_during_start_up_exits_0_with_a_message(tmp_path, after):
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     assert "interrupted by signal 15 outside the training loop" in out, out
+
+
+def test_a_short_soak_of_random_kills_and_sigterms_ends_identical_to_an_uninterrupted_run(tmp_path):
+    """benchmarks/soak.py's short version (the README's fault table has the 20-fault figure)."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import soak
+
+    r = soak.soak("configs/vicreg.py:fashion_mnist", faults=4, steps=40, every=3, devices=2, seed=1,
+                  workdir=str(tmp_path), max_wait=12.0)
+    assert r["faults"] == 4 and r["identical"] and not r["bad_exits"], r
