@@ -7,7 +7,11 @@ The paper's heads (projector 2048-2048-256 at ImageNet width 8192 here's {h}, pr
 16384 on Fashion-MNIST, where 702 steps of 256 images would never fill the larger one (it
 holds 64 steps here). base.py's LARS.
 
-Measured: docs/study_methods (configs/studies/methods.py:full, seeds 0-2) and the README table.
+Measured (2-core x86 CPU, jax 0.10.2, 3 epochs of 256 x 2 views, L-BFGS linear probe on the
+frozen encoder), seed 0: Fashion-MNIST test top-1 89.76% (random-init encoder 84.96%, +4.80),
+563 s of training with the machine shared; at the end each projection's neighbour in the
+support queue has cosine 0.97 with it (docs/study_methods, configs/studies/methods.py:full;
+seeds 1 and 2 to come).
 """
 from configs import base
 
