@@ -2,10 +2,10 @@
 
   python -m duality.main --config=configs/nnclr.py:fashion_mnist --workdir=workdirs/nnclr
 
-The paper's heads (projector 2048-2048-256 at ImageNet width 8192 here's {h}, predictor
-{h}-256) and tau 0.1 at every scale; the support queue is the paper's 98304 on ImageNet and
-16384 on Fashion-MNIST, where 702 steps of 256 images would never fill the larger one (it
-holds 64 steps here). base.py's LARS.
+The paper's heads (projector {h}-{h}-256, predictor {h}-256; {h} is 8192 on ImageNet and 1024
+here) and tau 0.1 at every scale; the support queue is the paper's 98304 on ImageNet and 16384
+on Fashion-MNIST, where 702 steps of 256 images would barely fill the larger one (16384 rows
+hold the last 64 steps). The optimiser is base.py's LARS.
 
 Measured (2-core x86 CPU, jax 0.10.2, 3 epochs of 256 x 2 views, L-BFGS linear probe on the
 frozen encoder), seed 0: Fashion-MNIST test top-1 89.76% (random-init encoder 84.96%, +4.80),
