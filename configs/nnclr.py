@@ -4,7 +4,7 @@
 
 The paper's heads (projector {h}-{h}-256, predictor {h}-256; {h} is 8192 on ImageNet and 1024
 here) and tau 0.1 at every scale; the support queue is the paper's 98304 on ImageNet and 16384
-on Fashion-MNIST, where 702 steps of 256 images would barely fill the larger one (16384 rows
+on Fashion-MNIST, where the larger one would fill only at step 384 of 702 (16384 rows
 hold the last 64 steps). The optimiser is base.py's LARS.
 
 Measured (2-core x86 CPU, jax 0.10.2, 3 epochs of 256 x 2 views, L-BFGS linear probe on the
