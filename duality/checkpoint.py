@@ -115,11 +115,12 @@ def check_config(workdir: str, cfg_dict: dict, resuming: bool) -> None:
                 f"a checkpoint that does not match; use a new --workdir, or restore the original values.")
 
 
-def _flat(d, prefix=""):
+def flatten(d: dict, prefix: str = "") -> dict:
+    """A nested config dict as {"block.field": value} (an empty dict is one value)."""
     out = {}
     for k, v in d.items():
         if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
+            out.update(flatten(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -132,8 +133,8 @@ def config_changes(workdir: str, cfg_dict: dict) -> dict:
         return {}
     from duality import methods
 
-    old = _flat(json.loads(json.dumps(methods.upgrade(json.loads(fileio.read_text(path))))))
-    new = _flat(json.loads(json.dumps(cfg_dict)))
+    old = flatten(json.loads(json.dumps(methods.upgrade(json.loads(fileio.read_text(path))))))
+    new = flatten(json.loads(json.dumps(cfg_dict)))
     return {k: [old.get(k), new.get(k)] for k in sorted(set(old) | set(new)) if old.get(k, _MISSING) != new.get(k)}
 
 

@@ -170,16 +170,6 @@ def as_stored(cfg) -> dict:
     return json.loads(json.dumps(cfg.to_dict() if hasattr(cfg, "to_dict") else cfg))
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def changed_fields(stored: dict, current: dict, strict: bool = False) -> list[str]:
     """Fields where a stored run's config and the current one disagree ("field: old -> new").
 
@@ -188,7 +178,9 @@ def changed_fields(stored: dict, current: dict, strict: bool = False) -> list[st
     checkpoint.check_config reads it). Strict (sharing a run): the field sets
     must match too, since a new field may now be set to something else.
     """
-    a, b = _flat(stored), _flat(current)
+    from duality import checkpoint
+
+    a, b = checkpoint.flatten(stored), checkpoint.flatten(current)
     out = [f"{k}: {a[k]!r} -> {b.get(k, '(absent)')!r}" for k in sorted(a) if b.get(k, _ABSENT) != a[k]]
     return out + ([f"{k}: (absent) -> {b[k]!r}" for k in sorted(set(b) - set(a))] if strict else [])
 
