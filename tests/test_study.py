@@ -53,12 +53,14 @@ def test_the_full_duality_study_repeats_every_setting_over_three_seeds():
 def test_the_recipe_sweep_applies_each_setting():
     s = importlib.import_module("configs.studies.recipes").get_config("full")
     cells = {c["name"]: c for c in study.cells(s)}
-    assert len(cells) == len(set(cells)) == 49
+    assert len(cells) == len(set(cells)) == 51
     siam = [c for n, c in cells.items() if n.startswith("simsiam") and "groupredscheconstant" in n]
     cfg = study.cell_config(s, siam[0])
     assert cfg.optim.groups.pred.schedule == "constant" and cfg.method.name == "simsiam"
     byol = study.cell_config(s, cells["byol_proj2-ema_0.97"])
-    assert byol.model.projector == "1024-256" and byol.method.ema_base == 0.97
+    assert byol.model.projector == "1024-256" and byol.method.ema_base == 0.97 and byol.optim.base_lr == 0.3
+    lars = study.cell_config(s, cells["moco_lars-base0.3"])
+    assert (lars.optim.name, lars.optim.base_lr, lars.method.queue_size) == ("lars", 0.3, 4096)
     exp = [c for n, c in cells.items() if n.startswith("vicreg_exp")]
     assert {study.cell_config(s, c).method.loss.get("cov_coeff", 1.0) for c in exp} == {1.0, 5.0, 20.0}
     tiny = importlib.import_module("configs.studies.recipes").get_config("tiny")
