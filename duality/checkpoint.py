@@ -98,14 +98,21 @@ def has_checkpoint(workdir: str) -> bool:
     return found
 
 
+def stored_config(workdir: str) -> dict | None:
+    """The workdir's config.json in the current layout (methods.upgrade), as JSON stores it; None if absent."""
+    path = os.path.join(workdir, "config.json")
+    if not fileio.exists(path):
+        return None
+    from duality import methods
+
+    return json.loads(json.dumps(methods.upgrade(json.loads(fileio.read_text(path)))))
+
+
 def check_config(workdir: str, cfg_dict: dict, resuming: bool) -> None:
     """When resuming, compare `cfg_dict` with the workdir's config.json; writes nothing."""
-    path = os.path.join(workdir, "config.json")
     cfg_dict = json.loads(json.dumps(cfg_dict))  # as stored: tuples become lists
-    if resuming and fileio.exists(path):
-        from duality import methods
-
-        old = json.loads(json.dumps(methods.upgrade(json.loads(fileio.read_text(path)))))  # an older layout, as now
+    old = stored_config(workdir) if resuming else None
+    if old is not None:
         # A field the stored config lacks was added to the code after that run started: not a change.
         changed = [k for k in IDENTITY_FIELDS if _get(old, k) is not _MISSING and _get(old, k) != _get(cfg_dict, k)]
         if changed:
@@ -128,12 +135,10 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 def config_changes(workdir: str, cfg_dict: dict) -> dict:
     """{field: [stored value, new value]} between the workdir's config.json and `cfg_dict` (empty when none)."""
-    path = os.path.join(workdir, "config.json")
-    if not fileio.exists(path):
+    old = stored_config(workdir)
+    if old is None:
         return {}
-    from duality import methods
-
-    old = flatten(json.loads(json.dumps(methods.upgrade(json.loads(fileio.read_text(path))))))
+    old = flatten(old)
     new = flatten(json.loads(json.dumps(cfg_dict)))
     return {k: [old.get(k), new.get(k)] for k in sorted(set(old) | set(new)) if old.get(k, _MISSING) != new.get(k)}
 
@@ -167,7 +172,8 @@ def digest(state) -> dict:
     out = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
         a = np.ascontiguousarray(host(leaf))
-        out[jax.tree_util.keystr(path, simple=True, separator="/")] = f"{zlib.crc32(a.view(np.uint8).reshape(-1)):08x} {a.dtype} {list(a.shape)}"
+        crc = zlib.crc32(a.view(np.uint8).reshape(-1))
+        out[jax.tree_util.keystr(path, simple=True, separator="/")] = f"{crc:08x} {a.dtype} {list(a.shape)}"
     return out
 
 

@@ -170,11 +170,15 @@ EXAMPLES = {"seed": 0, "data.global_batch": 256, "data.image_size": 28, "data.nu
             "train.epochs": 3, "train.log_every": 20, "train.keep_checkpoints": 3}
 
 
+_MISSING = object()
+
+
 def _get(cfg, dotted):
+    """cfg.<dotted>, or _MISSING when the config has no such field."""
     node = cfg
     for part in dotted.split("."):
         if not hasattr(node, "keys") or part not in node:
-            return _get
+            return _MISSING
         node = node[part]
     return node
 
@@ -188,24 +192,25 @@ def check(config) -> None:
     """Raise ValueError for the first field outside its range (see the module docstring)."""
     for field, rule in RULES.items():
         value = _get(config, field)
-        if value is _get:
+        if value is _MISSING:
             continue
         try:
             rule(value)
         except _Bad as e:
             raise _fail(field, value, str(e)) from None
-    if _get(config, "train.steps") is not _get and not config.train.steps and not config.train.epochs:
+    if _get(config, "train.steps") is not _MISSING and not config.train.steps and not config.train.epochs:
         raise ValueError("train.steps=0 and train.epochs=0: the run would not train; set --config.train.epochs=3 "
                          "(or train.steps to a number of steps)")
     channels = _get(config, "data.channels")
     for field in ("data.mean", "data.std"):
         value = _get(config, field)
-        if value is not _get and channels is not _get and len(value) != channels:
+        if value is not _MISSING and channels is not _MISSING and len(value) != channels:
             raise ValueError(f"{field}={tuple(value)!r} has {len(value)} entries for data.channels={channels}: "
                              f"give one per channel")
-    views = list(_get(config, "data.views") or []) if _get(config, "data.views") is not _get else []
+    views = _get(config, "data.views")
+    views = [] if views is _MISSING else list(views)
     named = [(f"data.views[{i}]", v) for i, v in enumerate(views)]
-    if _get(config, "data.local_views") not in (_get, 0):
+    if _get(config, "data.local_views") not in (_MISSING, 0):
         named.append(("data.local_view", config.data.local_view))
     for where, view in named:
         for key, rule in VIEW_RULES.items():
@@ -214,7 +219,7 @@ def check(config) -> None:
                     rule(view[key])
                 except _Bad as e:
                     raise ValueError(f"{where}.{key}={view[key]!r} is out of range: it must be {e}") from None
-    if _get(config, "method.name") is not _get:
+    if _get(config, "method.name") is not _MISSING:
         _check_method(config)
 
 

@@ -6,8 +6,8 @@ and end with one of them failing in a way that names neither. A run takes
 anything else and removes it when it ends; a second run finds it and stops
 with exit 2 naming the holder. A lock whose holder is dead is taken over:
 on the same host when its pid no longer runs, on another host when its
-heartbeat (refreshed at every checkpoint and log line, at most every
-`HEARTBEAT_S`) is older than `STALE_S`. With several processes only
+heartbeat (refreshed on the logged steps, at most every `HEARTBEAT_S`) is
+older than `STALE_S`. With several processes only
 process 0 holds it.
 """
 from __future__ import annotations

@@ -14,7 +14,6 @@ compiles one program (plus one per distinct batch size of later calls).
 from __future__ import annotations
 
 import functools
-import json
 import os
 
 import jax
@@ -80,14 +79,12 @@ def restore(workdir: str, step: int | None = None, sharding=None) -> tuple[dict,
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
-    path = os.path.join(workdir, "config.json")
-    from duality import fileio
+    from duality import checkpoint
 
-    if not fileio.exists(path):
-        raise FileNotFoundError(f"{path} is missing: is {workdir} a duality workdir?")
-    from duality import methods
-
-    return ml_collections.ConfigDict(methods.upgrade(json.loads(fileio.read_text(path))))
+    stored = checkpoint.stored_config(workdir)
+    if stored is None:
+        raise FileNotFoundError(f"{os.path.join(workdir, 'config.json')} is missing: is {workdir} a duality workdir?")
+    return ml_collections.ConfigDict(stored)
 
 
 class Encoder:

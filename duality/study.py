@@ -190,14 +190,11 @@ _ABSENT = object()
 
 def _stored_config(path: str, record: dict):
     """The configuration a finished cell ran with: in its cell.json, else its run's config.json, else None."""
-    from duality import methods
+    from duality import checkpoint, methods
 
-    stored = record.get("config")
-    beside = os.path.join(os.path.dirname(path), "config.json")
-    if not stored and os.path.exists(beside):
-        with open(beside) as f:
-            stored = json.load(f)
-    return as_stored(methods.upgrade(stored)) if stored else None
+    if record.get("config"):
+        return as_stored(methods.upgrade(record["config"]))
+    return checkpoint.stored_config(os.path.dirname(path))
 
 
 def shared_run(workdir: str, cfg):
