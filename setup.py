@@ -39,7 +39,10 @@ setup(
         "numpy",
     ],
     extras_require={
-        # pytest-xdist: launch/test.sh runs one worker per core (test files stay whole on one worker).
-        "test": ["pytest>=8", "hypothesis>=6", "pytest-xdist>=3.5"],
+        # gs:// workdirs through fsspec instead of TensorFlow's GCS client (EPATH_USE_TF=false; see fileio.py).
+        "gcs": ["gcsfs"],
+        # pytest-xdist: launch/test.sh runs one worker per core (test files stay whole on one worker);
+        # gcsfs and gcp-storage-emulator: the gs:// workdir tests against a GCS server on 127.0.0.1.
+        "test": ["pytest>=8", "hypothesis>=6", "pytest-xdist>=3.5", "gcsfs", "gcp-storage-emulator"],
     },
 )

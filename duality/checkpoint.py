@@ -60,7 +60,17 @@ class CheckpointError(RuntimeError):
 
 def check_writable(workdir: str) -> None:
     """Fail before any work if `workdir` cannot be created or written (creates nothing itself)."""
-    if fileio.is_remote(workdir):  # gs:// and the like: the file system reports its own errors
+    if fileio.is_remote(workdir):  # gs:// and the like: the bucket must exist and answer
+        scheme, rest = str(workdir).split("://", 1)
+        bucket = f"{scheme}://{rest.split('/')[0]}"
+        try:
+            reachable = fileio.exists(bucket) or fileio.isdir(bucket)
+        except Exception as e:  # noqa: BLE001 (each client raises its own types: auth, DNS, HTTP)
+            raise PermissionError(f"--workdir={workdir}: cannot reach {bucket} ({type(e).__name__}: "
+                                  f"{str(e)[:200]}); check the bucket's name, your credentials and the network") from e
+        if not reachable:
+            raise NotADirectoryError(f"--workdir={workdir}: the bucket {bucket} does not exist; create it "
+                                     f"(e.g. gcloud storage buckets create {bucket}) or choose another --workdir")
         return
     path = os.path.abspath(workdir)
     while not os.path.exists(path):
@@ -80,11 +90,11 @@ def has_checkpoint(workdir: str) -> bool:
     looked: otherwise a slow host could find the directory a fast one just
     made, and the two would disagree on whether the run resumes.
     """
-    directory = os.path.join(workdir, "checkpoints")
+    directory = fileio.join(workdir, "checkpoints")
     if not fileio.is_remote(workdir):
         # Orbax renames a step's temporary directory to the bare step number
         # once it is complete, so a listing answers without any collective.
-        found = os.path.isdir(directory) and any(d.isdigit() for d in os.listdir(directory))
+        found = any(d.isdigit() for d in fileio.listdir(directory))
     else:  # object stores mark completion differently: ask Orbax (read-only: no pruning, no clean-up)
         ckpt = Checkpointer(workdir, every=0, keep=None, read_only=True)
         try:
@@ -100,7 +110,7 @@ def has_checkpoint(workdir: str) -> bool:
 
 def stored_config(workdir: str) -> dict | None:
     """The workdir's config.json in the current layout (methods.upgrade), as JSON stores it; None if absent."""
-    path = os.path.join(workdir, "config.json")
+    path = fileio.join(workdir, "config.json")
     if not fileio.exists(path):
         return None
     from duality import methods
@@ -150,12 +160,12 @@ def write_config(workdir: str, cfg_dict: dict, step: int = 0, changes: dict | No
     if jax.process_index() != 0:
         return
     if changes:
-        path = os.path.join(workdir, "config_history.jsonl")
+        path = fileio.join(workdir, "config_history.jsonl")
         before = fileio.read_text(path) if fileio.exists(path) else ""
         line = json.dumps({"from_step": int(step), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                            "changed": changes})
         fileio.write_text(path, before + line + "\n")
-    fileio.write_text(os.path.join(workdir, "config.json"), json.dumps(cfg_dict, indent=2, sort_keys=True))
+    fileio.write_text(fileio.join(workdir, "config.json"), json.dumps(cfg_dict, indent=2, sort_keys=True))
 
 
 def digest(state) -> dict:
@@ -179,7 +189,7 @@ def digest(state) -> dict:
 
 def digest_path(directory: str, step: int) -> str:
     """Where the digest of checkpoint `step` of checkpoints/ `directory` lives (checkpoints.digests/<step>.json)."""
-    return os.path.join(directory.rstrip("/") + ".digests", f"{step}.json")
+    return fileio.join(directory.rstrip("/") + ".digests", f"{step}.json")
 
 
 def verify(directory: str, step: int, state) -> None:
@@ -198,15 +208,14 @@ def verify(directory: str, step: int, state) -> None:
 class Checkpointer:
     def __init__(self, workdir: str, every: int, keep: int | None, read_only: bool = False):
         self.every = every
-        self.directory = os.path.join(workdir, "checkpoints")
-        if not fileio.is_remote(workdir):
-            self.directory = os.path.abspath(self.directory)
+        self.directory = fileio.abspath(fileio.join(workdir, "checkpoints"))
         self.manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True,
                                                  create=not read_only, read_only=read_only,
                                                  cleanup_tmp_directories=not read_only))
         self.interrupted = None
+        self.read_only = read_only
         self._previous = {}
 
     def latest_step(self):
@@ -236,9 +245,9 @@ class Checkpointer:
         raise FileNotFoundError(f"no checkpoint in {self.directory} could be restored")
 
     def _quarantine(self, step: int) -> str:
-        src = os.path.join(self.directory, str(step))
+        src = fileio.join(self.directory, str(step))
         dst_dir = self.directory.rstrip("/") + ".corrupt"
-        dst = os.path.join(dst_dir, str(step))
+        dst = fileio.join(dst_dir, str(step))
         if jax.process_index() == 0:
             fileio.move_tree(src, dst)
         if jax.process_count() > 1:
@@ -261,13 +270,13 @@ class Checkpointer:
         except Exception as e:  # noqa: BLE001 (includes a previous asynchronous save's failure)
             raise self._error(step, e) from e
 
-    def _prune_digests(self, saving: int) -> None:
+    def _prune_digests(self, saving: int | None = None) -> None:
         """Drop the digests of checkpoints Orbax no longer keeps."""
         folder = self.directory.rstrip("/") + ".digests"
         keep = set(self.manager.all_steps()) | {saving}
         for name in fileio.listdir(folder):
             if name.endswith(".json") and name[:-5].isdigit() and int(name[:-5]) not in keep:
-                fileio.remove(os.path.join(folder, name))
+                fileio.remove(fileio.join(folder, name))
 
     def _error(self, step, e) -> CheckpointError:
         try:
@@ -289,6 +298,8 @@ class Checkpointer:
     def close(self):
         try:
             self.wait()
+            if not self.read_only and jax.process_index() == 0:
+                self._prune_digests()  # the last save's pruning ran before Orbax deleted the oldest step
         finally:
             self.manager.close()
 

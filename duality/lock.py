@@ -32,7 +32,7 @@ class LockedError(ValueError):
 
 
 def _path(workdir: str) -> str:
-    return os.path.join(workdir, NAME)
+    return fileio.join(workdir, NAME)
 
 
 def _alive(holder: dict) -> bool:

@@ -122,7 +122,6 @@ def run_loss_report(cfg):
     for n, m in [(cfg.batch, cfg.dim), (max(2, cfg.batch // 4), cfg.dim * 4)]:
         print(loss_report.format_report(loss_report.evaluate(n, m, cfg.seed)), flush=True)
     if cfg.plot:
-        os.makedirs(os.path.dirname(cfg.plot) or ".", exist_ok=True)
         loss_report.plot_duality(cfg.plot, seed=cfg.seed)
         print(f"\nfigure: {cfg.plot}")
 
@@ -143,7 +142,7 @@ def run_pretraining(cfg, workdir: str):
 
 
 def run_probe(workdir: str, step):
-    from duality import probe
+    from duality import fileio, probe
 
     if not workdir:
         _fail(BAD_INPUT, "--mode=probe needs --workdir=DIR (a trained run)")
@@ -154,10 +153,11 @@ def run_probe(workdir: str, step):
     print(f"probe of {workdir} at step {r['step']} ({r['data']}: {r['train_examples']} train / "
           f"{r['test_examples']} test images, {r['feature_dim']}-d frozen representation)")
     print(probe.format_report(r))
-    print(f"written: {os.path.join(workdir, 'probe_step%d.json' % r['step'])}")
+    print(f"written: {fileio.join(workdir, 'probe_step%d.json' % r['step'])}")
 
 
 def run_analyze(workdir: str, step, samples: int):
+    from duality import fileio
     from duality.analysis import embedding
 
     if not workdir:
@@ -168,7 +168,7 @@ def run_analyze(workdir: str, step, samples: int):
         _fail(BAD_INPUT, e)
     print(f"analysis of {workdir} ({r['method']} on {r['data']}) at step {r['step']}, {r['samples']} test images:")
     print(embedding.format_report(r))
-    print(f"written: {os.path.join(workdir, 'analysis_step%d.json' % r['step'])} and {r.get('plot', '')}")
+    print(f"written: {fileio.join(workdir, 'analysis_step%d.json' % r['step'])} and {r.get('plot', '')}")
 
 
 def main(argv):

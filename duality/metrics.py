@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
 
 import jax
@@ -13,9 +15,15 @@ from duality import fileio
 class Writer:
     """clu's TensorBoard writer plus one JSON line per write in workdir/metrics.jsonl (process 0 only).
 
-    A local metrics.jsonl is appended to line by line. Object stores (gs://)
-    cannot append, so there the file is rewritten whole, at most every
-    `remote_every` seconds and at close.
+    A local workdir: metrics.jsonl is appended to line by line and clu writes
+    its event file in place. A remote one (gs://): object stores cannot append,
+    so metrics.jsonl is rewritten whole, and the event file is written to a
+    local staging directory and uploaded whole (fileio), at most every
+    `remote_every` seconds, at each checkpoint (so a resume finds every row up
+    to its step) and at close. TensorBoard reads the uploaded file
+    as usual; and every byte of a remote workdir goes through fileio, so a run
+    works with whichever client fileio uses (TensorFlow's, or gcsfs against an
+    emulator).
 
     `start_step`: the step the run (re)starts from (None: keep every row). Rows
     logged after it by an earlier attempt that died before its next checkpoint
@@ -26,9 +34,11 @@ class Writer:
         from clu import metric_writers  # imports TensorFlow (~4 s): only once a run really starts
 
         self.main = jax.process_index() == 0
-        self.tb = metric_writers.create_default_writer(workdir, just_logging=not self.main, asynchronous=True)
-        self.path = os.path.join(workdir, "metrics.jsonl")
-        self.remote = fileio.is_remote(workdir)
+        self.workdir, self.remote = workdir, fileio.is_remote(workdir)
+        self._staging = tempfile.mkdtemp(prefix="duality-events-") if self.remote and self.main else None
+        self.tb = metric_writers.create_default_writer(self._staging or workdir, just_logging=not self.main,
+                                                       asynchronous=True)
+        self.path = fileio.join(workdir, "metrics.jsonl")
         self.remote_every, self._flushed = remote_every, time.monotonic()
         self._lines = []
         if self.main and fileio.exists(self.path):  # a resumed run keeps the earlier lines up to its step
@@ -46,22 +56,31 @@ class Writer:
             return
         line = json.dumps({"step": int(step), **scalars})
         if not self.remote:
-            with open(self.path, "a") as f:
-                f.write(line + "\n")
+            fileio.append_text(self.path, line + "\n")
             return
         self._lines.append(line)
         if time.monotonic() - self._flushed >= self.remote_every:
             self._flush()
 
+    def flush(self):
+        """Store what was written so far (a remote workdir's files are otherwise uploaded every `remote_every` s)."""
+        if self.main and self.remote:
+            self._flush()
+
     def _flush(self):
         fileio.write_text(self.path, "".join(line + "\n" for line in self._lines))
+        self.tb.flush()
+        for name in os.listdir(self._staging):  # clu's event file(s): uploaded whole
+            with open(os.path.join(self._staging, name), "rb") as f:
+                fileio.write_bytes(fileio.join(self.workdir, name), f.read())
         self._flushed = time.monotonic()
 
     def close(self):
-        if self.main and self.remote:
-            self._flush()
         self.tb.flush()
+        self.flush()
         self.tb.close()
+        if self._staging:
+            shutil.rmtree(self._staging, ignore_errors=True)
 
 
 class Progress:

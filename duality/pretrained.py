@@ -14,7 +14,6 @@ compiles one program (plus one per distinct batch size of later calls).
 from __future__ import annotations
 
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +23,7 @@ import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from duality import models
+from duality import fileio, models
 from duality.data import augment as aug
 
 AXIS = "batch"
@@ -44,8 +43,8 @@ def _replicate_locally(tree, mesh):
 
 
 def checkpoint_steps(workdir: str) -> list[int]:
-    path = os.path.join(os.path.abspath(workdir), "checkpoints")
-    if not os.path.isdir(path):
+    path = fileio.abspath(fileio.join(workdir, "checkpoints"))
+    if not fileio.isdir(path):
         return []
     return list(ocp.CheckpointManager(path).all_steps())
 
@@ -55,7 +54,7 @@ def restore(workdir: str, step: int | None = None, sharding=None) -> tuple[dict,
 
     `sharding` places every array (default: replicated over the local devices).
     """
-    path = os.path.join(os.path.abspath(workdir), "checkpoints")
+    path = fileio.abspath(fileio.join(workdir, "checkpoints"))
     steps = checkpoint_steps(workdir)
     if not steps:
         raise FileNotFoundError(f"{workdir} holds no checkpoint (looked in {path}); train first with "
@@ -83,7 +82,7 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
 
     stored = checkpoint.stored_config(workdir)
     if stored is None:
-        raise FileNotFoundError(f"{os.path.join(workdir, 'config.json')} is missing: is {workdir} a duality workdir?")
+        raise FileNotFoundError(f"{fileio.join(workdir, 'config.json')} is missing: is {workdir} a duality workdir?")
     return ml_collections.ConfigDict(stored)
 
 

@@ -270,11 +270,10 @@ def format_report(r: dict) -> str:
 def probe_workdir(workdir: str, step: int | None = None, seed: int = 0) -> dict:
     """The probe suite on the checkpoint of `workdir` (newest, or `step`); writes probe_step<S>.json."""
     import json
-    import os
 
     import jax
 
-    from duality import data, pretrained
+    from duality import data, fileio, pretrained
 
     enc = pretrained.load(workdir, step)
     cfg = enc.config
@@ -286,6 +285,5 @@ def probe_workdir(workdir: str, step: int | None = None, seed: int = 0) -> dict:
     r = {"step": int(enc.step), "data": cfg.data.name, "train_examples": int(keep.sum()),
          "test_examples": int(len(test["label"])), "feature_dim": int(xs.shape[1]), **r}
     if jax.process_index() == 0:
-        with open(os.path.join(workdir, f"probe_step{enc.step}.json"), "w") as f:
-            json.dump(r, f, indent=2)
+        fileio.write_text(fileio.join(workdir, f"probe_step{enc.step}.json"), json.dumps(r, indent=2))
     return r

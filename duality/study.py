@@ -20,7 +20,6 @@ and raw pixels, probed alike); DIR/study.md and DIR/study.png collect them.
 """
 from __future__ import annotations
 
-import glob
 import importlib
 import itertools
 import json
@@ -29,6 +28,8 @@ import sys
 import time
 
 import numpy as np
+
+from duality import fileio
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -121,11 +122,10 @@ def run_cell(study, cell, workdir: str) -> dict:
 
     import jax
 
-    wd = os.path.join(workdir, "cells", cell["name"])
-    done = os.path.join(wd, "cell.json")
-    if os.path.exists(done):
-        with open(done) as f:
-            record = json.load(f)
+    wd = fileio.join(workdir, "cells", cell["name"])
+    done = fileio.join(wd, "cell.json")
+    if fileio.exists(done):
+        record = json.loads(fileio.read_text(done))
         if json.loads(json.dumps(cell["settings"])) != record["settings"]:
             raise ValueError(f"{done} was made with other settings ({record['settings']}) than the study now "
                              f"gives this cell ({cell['settings']}); use a new --workdir or delete the cell")
@@ -140,9 +140,8 @@ def run_cell(study, cell, workdir: str) -> dict:
     if source is not None:  # the same configuration already ran in this or a sibling study: the same run
         path, found = source
         record = dict(found, name=cell["name"], entry=cell["entry"], axes=cell["axes"], settings=cell["settings"],
-                      shared_from=os.path.relpath(os.path.dirname(path), os.path.dirname(os.path.abspath(workdir))))
+                      shared_from=os.path.relpath(os.path.dirname(path), os.path.dirname(fileio.abspath(workdir))))
         if jax.process_index() == 0:
-            os.makedirs(wd, exist_ok=True)
             _write_json(done, record)
         return record
     from duality import checkpoint
@@ -208,10 +207,9 @@ def shared_run(workdir: str, cfg):
     cell.json or the config.json the run wrote.
     """
     current = as_stored(cfg)
-    root = os.path.dirname(os.path.abspath(workdir))
-    for path in sorted(glob.glob(os.path.join(root, "*", "cells", "*", "cell.json"))):
-        with open(path) as f:
-            record = json.load(f)
+    root = os.path.dirname(fileio.abspath(workdir))
+    for path in fileio.glob(fileio.join(root, "*", "cells", "*", "cell.json")):
+        record = json.loads(fileio.read_text(path))
         if record.get("shared_from"):
             continue
         stored = _stored_config(path, record)
@@ -278,22 +276,19 @@ def baselines(cfg, workdir: str, trainer=None) -> dict:
             ("raw_pixels", f"{cfg.data.name}-seed{cfg.seed}-pixels",
              lambda: [np.asarray(x, np.float32) / 255.0
                       for x in (d.train_arrays["image"][keep], d.test_arrays["image"])])):
-        path = os.path.join(workdir, "baselines", key + ".json")
-        siblings = os.path.join(os.path.dirname(os.path.abspath(workdir)), "*", "baselines", key + ".json")
-        cached = [path] + sorted(glob.glob(siblings))  # a sibling study may have probed it already
-        cached = [c for c in cached if os.path.exists(c)]
+        path = fileio.join(workdir, "baselines", key + ".json")
+        siblings = fileio.join(os.path.dirname(fileio.abspath(workdir)), "*", "baselines", key + ".json")
+        cached = [path] + fileio.glob(siblings)  # a sibling study may have probed it already
+        cached = [c for c in cached if fileio.exists(c)]
         if cached:
-            with open(cached[0]) as f:
-                out[name] = json.load(f)
+            out[name] = json.loads(fileio.read_text(cached[0]))
             if cached[0] != path and jax.process_index() == 0:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
                 _write_json(path, out[name])
             continue
         xs, xt = features()
         r = probe.linear_probe(xs, train_y, xt, test_y, **kw)
         out[name] = {"key": key, **{k: r[k] for k in ("top1", "top5", "l2")}}
         if jax.process_index() == 0:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
             _write_json(path, out[name])
     return out
 
@@ -301,10 +296,9 @@ def baselines(cfg, workdir: str, trainer=None) -> dict:
 def train_end(run_dir: str, last: float = 0.1) -> dict:
     """The training metrics (every loss term, drift, RankMe of z) averaged over the rows logged in the last
     `last` of the steps: whether each loss term did its job, beside the probe that says whether it helped."""
-    from duality import fileio
     from duality.analysis import curves
 
-    if not fileio.exists(os.path.join(run_dir, "metrics.jsonl")):
+    if not fileio.exists(fileio.join(run_dir, "metrics.jsonl")):
         return {}
     rows = [r for r in curves.read_metrics(run_dir) if "loss" in r]  # training rows, one per step
     if not rows:
@@ -319,10 +313,9 @@ def train_end(run_dir: str, last: float = 0.1) -> dict:
 def _finished(study, workdir: str):
     """(cell, path of its cell.json, record) for each finished cell, in the study's order."""
     for c in cells(study):
-        path = os.path.join(workdir, "cells", c["name"], "cell.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                yield c, path, json.load(f)
+        path = fileio.join(workdir, "cells", c["name"], "cell.json")
+        if fileio.exists(path):
+            yield c, path, json.loads(fileio.read_text(path))
 
 
 def backfill(study, workdir: str) -> int:
@@ -334,7 +327,7 @@ def backfill(study, workdir: str) -> int:
         changed = False
         if "baselines" not in record:
             record["baselines"], changed = baselines(cell_config(study, c), workdir), True
-        if not record.get("train_end") and os.path.exists(os.path.join(os.path.dirname(path), "metrics.jsonl")):
+        if not record.get("train_end") and fileio.exists(fileio.join(os.path.dirname(path), "metrics.jsonl")):
             record["train_end"], changed = train_end(os.path.dirname(path)), True
         if changed:
             _write_json(path, record)
@@ -350,7 +343,7 @@ def reanalyze(study, workdir: str, samples=None) -> int:
     for _, path, record in _finished(study, workdir):
         run_dir = os.path.dirname(path)
         if record.get("shared_from"):  # the run lives in the cell it was shared from
-            run_dir = os.path.join(os.path.dirname(os.path.abspath(workdir)), record["shared_from"])
+            run_dir = fileio.join(os.path.dirname(fileio.abspath(workdir)), record["shared_from"])
         record["analysis"] = embedding.analyze_workdir(
             run_dir, samples=samples or study.get("analysis_samples", 2048), seed=record["seed"])
         _write_json(path, record)
@@ -359,9 +352,7 @@ def reanalyze(study, workdir: str, samples=None) -> int:
 
 
 def _write_json(path: str, obj) -> None:
-    with open(path + ".tmp", "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(path + ".tmp", path)
+    fileio.write_text(path, json.dumps(obj, indent=2))
 
 
 COLUMNS = [  # header, getter
@@ -561,7 +552,7 @@ def plot(records: list[dict], path: str, title: str = "") -> str:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fileio.save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -574,12 +565,9 @@ def report(study, workdir: str) -> tuple[str, list[dict]]:
           f"{len(records)} of {len(cells(study))} cells finished; scale `{study.scale}`.", "",
           table(records, study), ""]
     text = "\n".join(md)
-    with open(os.path.join(workdir, "study.md.tmp"), "w") as f:
-        f.write(text)
-    os.replace(os.path.join(workdir, "study.md.tmp"), os.path.join(workdir, "study.md"))
-    _write_json(os.path.join(workdir, "study.json"), records)
-    plot(records, os.path.join(workdir, "study.tmp.png"), study.get("name", ""))
-    os.replace(os.path.join(workdir, "study.tmp.png"), os.path.join(workdir, "study.png"))
+    fileio.write_text(fileio.join(workdir, "study.md"), text)  # each written whole (fileio)
+    _write_json(fileio.join(workdir, "study.json"), records)
+    plot(records, fileio.join(workdir, "study.png"), study.get("name", ""))
     return text, records
 
 
@@ -610,7 +598,7 @@ def main(argv=None):
             for i, c in enumerate(all_cells):
                 print(f"{i:3d}  {c['name']:<32} configs/{c['config']}.py  {c['settings']}")
             return
-        os.makedirs(workdir, exist_ok=True)
+        fileio.makedirs(workdir)
         if FLAGS.reanalyze:
             print(f"re-analysed {reanalyze(study, workdir)} finished cell(s)")
         elif FLAGS.backfill:
@@ -629,7 +617,7 @@ def main(argv=None):
         text, records = report(study, workdir)
         print("\n" + text)
         if records:
-            print(f"written: {os.path.join(workdir, 'study.md')}, study.json, study.png")
+            print(f"written: {fileio.join(workdir, 'study.md')}, study.json, study.png")
 
     app.run(run, argv)
 

@@ -439,7 +439,8 @@ def _fit(trainer: Trainer, resuming: bool, config, workdir: str, stop_at, held) 
             interrupted = distributed.any_process(ckpt.interrupted is not None)
             if step == total or stop or interrupted or (ckpt.every > 0 and step % ckpt.every == 0):
                 settle()  # nothing is saved before its steps were checked
-                ckpt.save(step, state, force=step == total or stop or interrupted)
+                if ckpt.save(step, state, force=step == total or stop or interrupted):
+                    writer.flush()  # on gs://, the rows a resume from this checkpoint keeps are stored with it
             if stop:
                 _say(f"stopped at step {step} (stop_at); re-run to resume")
                 break

@@ -1,6 +1,8 @@
-"""A remote workdir's small files go through TensorFlow's file systems (ram://
-stands in for gs://): config.json, metrics.jsonl (rewritten whole, since
-object stores cannot append), results and plots."""
+"""fileio on a local disk and on a file system reached through TensorFlow's
+gfile (ram://, fast and in memory): config.json, metrics.jsonl (rewritten
+whole, since object stores cannot append), TensorBoard events (staged locally,
+uploaded whole), results and plots. tests/test_gcs.py runs the same on gs://
+against a GCS server."""
 import json
 import os
 
@@ -35,12 +37,7 @@ def test_a_tree_moves_whole_on_local_and_remote_file_systems(tmp_path):
         assert fileio.read_text(f"{dst}/state/a.bin") == "a" and fileio.read_text(f"{dst}/meta.json") == "{}"
 
 
-def test_a_remote_workdir_gets_its_config_metrics_and_curves(monkeypatch):
-    # clu's TensorBoard writer resolves paths with etils.epath, which knows gs:// but not ram://:
-    # the event files are clu's business, so it logs only here.
-    real = metric_writers.create_default_writer
-    monkeypatch.setattr(metric_writers, "create_default_writer",
-                        lambda logdir, just_logging=False, **k: real(logdir, just_logging=True, **k))
+def test_a_remote_workdir_gets_its_config_metrics_events_and_curves():
     workdir = "ram://duality_test_workdir"
     checkpoint.check_writable(workdir)  # no local checks for a remote path
     checkpoint.write_config(workdir, {"seed": 0, "model": {"encoder": "small"}})
@@ -59,6 +56,8 @@ def test_a_remote_workdir_gets_its_config_metrics_and_curves(monkeypatch):
     w.close()
     rows = curves.read_metrics(workdir)
     assert [r["step"] for r in rows] == [1, 2, 3, 4] and rows[1]["loss"] == 0.5
+    events = [n for n in fileio.listdir(workdir) if n.startswith("events.out.tfevents")]
+    assert len(events) == 2 and all(len(fileio.read_bytes(f"{workdir}/{n}")) > 100 for n in events)
     out = curves.plot_training(workdir)
     assert out.startswith("ram://") and fileio.exists(out)
 
@@ -79,3 +78,27 @@ def test_a_resumed_run_drops_the_rows_it_is_about_to_replay(tmp_path, monkeypatc
     w.close()
     rows = [json.loads(x) for x in fileio.read_text(workdir + "/metrics.jsonl").splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6] and rows[3]["loss"] == 40.0
+
+
+def test_every_workdir_file_operation_goes_through_fileio():
+    # A bare open()/os.path/glob on a workdir path works on a laptop and fails on gs:// (the workdir lands in
+    # a local folder named "gs:"). Only fileio touches files; the two exceptions below are local by nature.
+    import re
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    bare = re.compile(r"\bopen\(|os\.path\.(exists|isdir|isfile|getsize)\(|os\.(listdir|makedirs|replace|remove)\(|"
+                      r"\bglob\.glob\(|\.savefig\(|shutil\.")
+    allowed = {("checkpoint.py", "while not os.path.exists(path):"),  # check_writable: local paths only
+               ("checkpoint.py", "if not os.path.isdir(path):"),
+               ("metrics.py", "for name in os.listdir(self._staging):"),  # the local staging folder of events
+               ("metrics.py", 'with open(os.path.join(self._staging, name), "rb") as f:'),
+               ("metrics.py", "shutil.rmtree(self._staging, ignore_errors=True)")}
+    found = []
+    for folder in ("duality", "duality/analysis", "duality/methods"):
+        for name in sorted(os.listdir(os.path.join(root, folder))):
+            if not name.endswith(".py") or name == "fileio.py":
+                continue
+            for line in open(os.path.join(root, folder, name)).read().splitlines():
+                if bare.search(line) and (name, line.split("  #")[0].strip()) not in allowed:
+                    found.append(f"{folder}/{name}: {line.strip()}")
+    assert not found, "\n".join(found)

@@ -12,14 +12,15 @@ import json
 import math
 import os
 
+from duality import fileio
+
 # Everything the trainer logs that is not a term of the loss.
 NOT_TERMS = {"step", "loss", "probe_loss", "probe_top1", "z_std", "rankme_z", "grad_norm", "lr"}
 
 
 def read_metrics(workdir: str) -> list[dict]:
-    from duality import fileio
 
-    text = fileio.read_text(os.path.join(workdir, "metrics.jsonl"))
+    text = fileio.read_text(fileio.join(workdir, "metrics.jsonl"))
     rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     # A resumed run re-logs steps after its last checkpoint: keep the newest line per step.
     return sorted({r["step"]: r for r in rows}.values(), key=lambda r: r["step"])
@@ -43,7 +44,7 @@ def plot_training(workdir: str, out: str | None = None) -> str:
     import matplotlib.pyplot as plt
 
     rows = read_metrics(workdir)
-    out = out or os.path.join(workdir, "training_curves.png")
+    out = out or fileio.join(workdir, "training_curves.png")
     fig, axes = plt.subplots(2, 4, figsize=(18, 7.5))
     ax = axes.ravel()
 
@@ -87,8 +88,6 @@ def plot_training(workdir: str, out: str | None = None) -> str:
         a.set_xlabel("step")
     fig.suptitle(os.path.basename(os.path.normpath(workdir)))
     fig.tight_layout()
-    from duality import fileio
-
     fileio.save_figure(fig, out, dpi=100)
     plt.close(fig)
     return out

@@ -26,10 +26,10 @@ loss saw):
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 
+from duality import fileio
 from duality.losses import criteria
 
 
@@ -145,15 +145,13 @@ def plot(arrays: dict, report: dict, path: str, title: str = "") -> str:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fileio.save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
 
 
 def write(report: dict, path: str) -> str:
-    with open(path, "w") as f:
-        json.dump(report, f, indent=2)
+    fileio.write_text(path, json.dumps(report, indent=2))
     return path
 
 
@@ -169,8 +167,8 @@ def analyze_workdir(workdir: str, step: int | None = None, samples: int = 2048, 
     report, arrays = analyze(enc, test["image"], samples, seed)
     report.update(method=cfg.method.name, data=cfg.data.name)
     if jax.process_index() == 0:
-        write(report, os.path.join(workdir, f"analysis_step{enc.step}.json"))
-        report["plot"] = plot(arrays, report, os.path.join(workdir, f"analysis_step{enc.step}.png"),
+        write(report, fileio.join(workdir, f"analysis_step{enc.step}.json"))
+        report["plot"] = plot(arrays, report, fileio.join(workdir, f"analysis_step{enc.step}.png"),
                               f"{cfg.method.name} on {cfg.data.name}, step {enc.step}")
     return report
 

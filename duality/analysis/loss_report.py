@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from duality import losses
+from duality import fileio, losses
 
 
 def embedding_families(key, n: int, m: int) -> dict[str, tuple[jax.Array, jax.Array]]:
@@ -102,5 +102,5 @@ def plot_duality(path: str, n: int = 128, dims=(8, 16, 32, 64, 128, 256, 512), s
     ax[1].set(xlabel="embedding dim M", title="Theorem 3.3: the two sides")
     ax[1].legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fileio.save_figure(fig, path, dpi=120)
     plt.close(fig)

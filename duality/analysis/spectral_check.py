@@ -48,13 +48,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from duality import fileio
 from duality.analysis.embedding import effective_rank
 
 
@@ -223,7 +223,7 @@ def plot(r: dict, path: str) -> str:
     ax.set(xlabel="index", ylabel="singular value of Z / largest", title="Z = XW: spectrum after training")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fileio.save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -246,9 +246,7 @@ def main():
     r = run(train["image"][idx], a.views, a.dim, a.k, a.steps, seed=a.seed)
     print(format_report(r))
     if a.out:
-        os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-        with open(a.out + ".json", "w") as f:
-            json.dump(r, f, indent=2)
+        fileio.write_text(a.out + ".json", json.dumps(r, indent=2))
         print(f"written: {a.out}.json, {plot(r, a.out + '.png')}")
 
 
