@@ -2,6 +2,7 @@
 
   python benchmarks/soak.py                       # 20 faults into a 60-step tiny run on 2 CPU devices
   python benchmarks/soak.py --faults=50 --steps=120 --config=configs/byol.py:fashion_mnist
+  python benchmarks/soak.py --gcs                 # the faulted run on gs://, a GCS server on 127.0.0.1
 
 Starts the README's CLI on the tiny scale (configs/base.TINY: synthetic images, small
 convnet, a checkpoint every `--checkpoint_every` steps) and, until `--faults` faults
@@ -11,7 +12,9 @@ random and starts it again. The run then finishes, and its final parameters
 and optimiser state are compared with an uninterrupted run of the same
 command. Prints each fault (signal, the step the attempt had logged, the step
 the next attempt resumed from) and the totals: faults survived, steps
-replayed, and whether the final state is identical.
+replayed, whether the final state is identical and whether metrics.jsonl
+holds every step exactly once. `--gcs` puts the faulted run's workdir on gs://
+(tests/gcs_emulator.py: a kill -9 can cut an upload, not only a local write).
 """
 from __future__ import annotations
 
@@ -76,16 +79,27 @@ def _attempt(cmd, env, rng, max_wait: float):
 
 
 def soak(config: str, faults: int, steps: int, every: int, devices: int, seed: int, workdir: str,
-         max_wait: float = 25.0) -> dict:
+         max_wait: float | None = None, remote: str | None = None) -> dict:
+    """`workdir`: local scratch for the uninterrupted run (and the faulted one unless `remote` names a
+    remote folder for it). `max_wait`: the longest an attempt runs before its fault (default: as long as the
+    uninterrupted run took, so faults land across start-up, compilation and steps in proportion)."""
     from duality import pretrained
 
     rng = np.random.default_rng(seed)
     env = _env(devices)
+    if "JAX_COMPILATION_CACHE_DIR" not in env:  # as on a cluster: a restart reads its programs from the cache
+        env.update(JAX_COMPILATION_CACHE_DIR=os.path.join(workdir, "jax-cache"),
+                   JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     straight = os.path.join(workdir, "straight")
+    t = time.time()
     r = subprocess.run(command(config, straight, steps, every), cwd=ROOT, env=env, capture_output=True, text=True)
+    max_wait = max_wait or time.time() - t
     if r.returncode != 0:
         raise RuntimeError(f"the uninterrupted run failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
-    faulted, cmd = os.path.join(workdir, "faulted"), command(config, os.path.join(workdir, "faulted"), steps, every)
+    from duality import fileio
+
+    faulted = fileio.join(remote or workdir, "faulted")
+    cmd = command(config, faulted, steps, every)
     log, injected, replayed, last_seen, t0 = [], 0, 0, 0, time.time()
     while injected < faults:
         sig, first, seen, code, text = _attempt(cmd, env, rng, max_wait)
@@ -95,7 +109,7 @@ def soak(config: str, faults: int, steps: int, every: int, devices: int, seed: i
         if sig is None or seen == steps:  # it finished before the fault: start over in a fresh faulted workdir
             if sig is None and code != 0:
                 raise RuntimeError(f"an attempt failed by itself (exit {code}):\n{text[-3000:]}")
-            subprocess.run(["rm", "-rf", faulted])
+            fileio.rmtree(faulted)
             last_seen = 0
             continue
         injected += 1
@@ -112,7 +126,10 @@ def soak(config: str, faults: int, steps: int, every: int, devices: int, seed: i
     import jax
 
     same = all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-    return dict(faults=injected, kills=sum(1 for f in log if f[1] == "SIGKILL"),
+    rows = [int(re.match(r'{"step": (\d+)', line).group(1))
+            for line in fileio.read_text(fileio.join(faulted, "metrics.jsonl")).splitlines() if line.strip()]
+    return dict(in_steps=sum(1 for f in log if f[2] is not None), max_wait=max_wait, metrics_once=rows == list(range(1, steps + 1)), workdir=faulted,
+                faults=injected, kills=sum(1 for f in log if f[1] == "SIGKILL"),
                 terms=sum(1 for f in log if f[1] == "SIGTERM"), steps=steps, replayed=replayed, identical=same,
                 bad_exits=[f for f in log if f[1] == "SIGTERM" and f[4] != 0], seconds=time.time() - t0)
 
@@ -125,14 +142,28 @@ def main():
     p.add_argument("--checkpoint_every", type=int, default=5)
     p.add_argument("--devices", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max_wait", type=float, default=25.0, help="longest time an attempt runs before its fault, s")
+    p.add_argument("--max_wait", type=float, default=None, help="longest time an attempt runs before its fault, s "
+                   "(default: the uninterrupted run's time)")
+    p.add_argument("--gcs", action="store_true", help="the faulted run on gs:// (a GCS server on 127.0.0.1)")
     a = p.parse_args()
-    with tempfile.TemporaryDirectory(prefix="duality-soak-") as wd:
-        r = soak(a.config, a.faults, a.steps, a.checkpoint_every, a.devices, a.seed, wd, a.max_wait)
-    print(f"\n{r['faults']} faults ({r['kills']} SIGKILL, {r['terms']} SIGTERM) into one {r['steps']}-step run, "
+    emulator = None
+    if a.gcs:
+        from tests.gcs_emulator import BUCKET, Emulator
+
+        emulator = Emulator()
+        os.environ.update(emulator.env)  # the attempts inherit it; this process restores the result
+    try:
+        with tempfile.TemporaryDirectory(prefix="duality-soak-") as wd:
+            r = soak(a.config, a.faults, a.steps, a.checkpoint_every, a.devices, a.seed, wd, a.max_wait,
+                     remote=f"gs://{BUCKET}/soak" if a.gcs else None)
+    finally:
+        if emulator:
+            emulator.stop()
+    print(f"\n{r['faults']} faults ({r['kills']} SIGKILL, {r['terms']} SIGTERM; {r['in_steps']} while steps ran, "
+          f"the others in start-up; each after 0-{r['max_wait']:.0f} s) into one {r['steps']}-step run, "
           f"{r['seconds']:.0f} s: {r['replayed']} steps replayed; SIGTERM exits other than 0: "
           f"{len(r['bad_exits'])}; final parameters and optimiser state identical to an uninterrupted run: "
-          f"{r['identical']}")
+          f"{r['identical']}; metrics.jsonl holds each step once: {r['metrics_once']} ({r['workdir']})")
 
 
 if __name__ == "__main__":

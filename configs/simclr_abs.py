@@ -7,10 +7,11 @@ Measured (2-core x86 CPU, jax 0.10.2, this file's recipe: small convnet, 3 epoch
 probe on the frozen encoder, Fashion-MNIST test top-1 87.60% (raw pixels 84.46%,
 random init 83.85%).
 
-That figure predates the optimiser and probe of issue 11 (it was LARS with trust
-coefficient 0.001 and a 30-epoch AdamW probe): this config now trains with
-base.py's LARS (0.02, lr clipping) and is probed by the converged L-BFGS
-regression, and has not been re-measured yet.
+That figure predates the optimiser and probe of issue 11 (LARS with trust
+coefficient 0.001, a 30-epoch AdamW probe). With base.py's LARS (0.02, lr
+clipping) and the L-BFGS probe, seed 0: 90.00% (random-init encoder 84.96%,
++5.04; the run was resumed, so its time is not comparable), docs/study_methods,
+configs/studies/methods.py:full; seeds 1 and 2 to come.
 """
 from configs import base
 

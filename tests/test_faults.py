@@ -343,4 +343,4 @@ def test_a_short_soak_of_random_kills_and_sigterms_ends_identical_to_an_uninterr
 
     r = soak.soak("configs/vicreg.py:fashion_mnist", faults=4, steps=40, every=3, devices=2, seed=1,
                   workdir=str(tmp_path), max_wait=12.0)
-    assert r["faults"] == 4 and r["identical"] and not r["bad_exits"], r
+    assert r["faults"] == 4 and r["identical"] and r["metrics_once"] and not r["bad_exits"], r
