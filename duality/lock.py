@@ -9,6 +9,15 @@ on the same host when its pid no longer runs, on another host when its
 heartbeat (refreshed on the logged steps, at most every `HEARTBEAT_S`) is
 older than `STALE_S`. With several processes only
 process 0 holds it.
+
+Two runs started at the same moment both pass `check` (it runs before the
+data and model are built); taking the lock settles it. On a local disk the
+lock file is published with a hard link, which fails when the file exists,
+so exactly one run gets it. Object stores have no exclusive create through
+the clients fileio uses: there each run writes its record, waits
+`SETTLE_S` and reads it back, and the run whose record is not the one stored
+stops (last writer wins; two starts closer together than one upload can
+still both proceed).
 """
 from __future__ import annotations
 
@@ -25,6 +34,7 @@ from duality import fileio
 NAME = "run.lock"
 HEARTBEAT_S = 60.0
 STALE_S = 900.0
+SETTLE_S = 2.0
 
 
 class LockedError(ValueError):
@@ -84,14 +94,54 @@ def check(workdir: str) -> None:
 
 
 class Lock:
-    """Held for the life of a run by process 0 (`check` ran first, in train.prepare)."""
+    """Held for the life of a run by process 0 (`check` ran first, in train.prepare).
+
+    Raises LockedError on every process when another run took the workdir
+    since `check` looked."""
 
     def __init__(self, workdir: str):
         self.workdir, self.main = workdir, jax.process_index() == 0
         self._beat = 0.0
-        if self.main:
-            self.record = dict(host=socket.gethostname(), pid=os.getpid(), start=time.time())
-            self.heartbeat(force=True)
+        self.record = dict(host=socket.gethostname(), pid=os.getpid(), start=time.time())
+        msg = self._take() if self.main else ""
+        lost = bool(msg)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            lost = bool(multihost_utils.broadcast_one_to_all(np.int32(lost)))
+        if lost:
+            raise LockedError(msg or f"{workdir} is in use by another run (process 0 lost the race for its lock)")
+
+    def _take(self) -> str:
+        """Take the lock: '' on success, else the refusal naming the run that holds it."""
+        path = _path(self.workdir)
+        text = json.dumps(dict(self.record, heartbeat=time.time()))
+        if not fileio.is_remote(self.workdir):
+            fileio.makedirs(self.workdir)
+            tmp = f"{path}.{os.getpid()}"
+            with open(tmp, "w") as f:
+                f.write(text)
+            try:
+                for _ in range(3):
+                    try:
+                        os.link(tmp, path)  # atomic, and fails if the lock exists: one run wins
+                        self._beat = time.monotonic()
+                        return ""
+                    except FileExistsError:
+                        msg = _in_use(self.workdir)
+                        if msg:
+                            return msg
+                        os.remove(path)  # its holder is dead (or it is half written by a dead run): take over
+                        # another run may take it between the removal and the link: then the link fails again
+                return f"{self.workdir}: could not take {NAME} (several runs are starting on it at once)"
+            finally:
+                os.remove(tmp)
+        msg = _in_use(self.workdir)
+        if msg:
+            return msg
+        self.heartbeat(force=True)
+        time.sleep(SETTLE_S)  # a run that started at the same moment has written its record by now
+        return _in_use(self.workdir)
 
     def heartbeat(self, force: bool = False) -> None:
         if not self.main or (not force and time.monotonic() - self._beat < HEARTBEAT_S):
@@ -100,5 +150,13 @@ class Lock:
         self._beat = time.monotonic()
 
     def release(self) -> None:
-        if self.main and fileio.exists(_path(self.workdir)):
+        """Remove the lock, if it is still this run's."""
+        if not self.main or not fileio.exists(_path(self.workdir)):
+            return
+        try:
+            h = json.loads(fileio.read_text(_path(self.workdir)))
+        except (ValueError, OSError):
+            h = {}
+        if (h.get("host"), h.get("pid"), h.get("start")) in ((None, None, None), (
+                self.record["host"], self.record["pid"], self.record["start"])):
             fileio.remove(_path(self.workdir))

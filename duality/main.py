@@ -127,7 +127,7 @@ def run_loss_report(cfg):
 
 
 def run_pretraining(cfg, workdir: str):
-    from duality import checkpoint, train
+    from duality import checkpoint, lock, train
 
     try:
         prepared = train.prepare(cfg, workdir)  # every input check, before anything is written
@@ -135,6 +135,8 @@ def run_pretraining(cfg, workdir: str):
         _fail(BAD_INPUT, e)
     try:
         train.train_and_evaluate(cfg, workdir, prepared=prepared)
+    except lock.LockedError as e:  # another run took the workdir after the check (both started at once)
+        _fail(BAD_INPUT, e)
     except (FloatingPointError, checkpoint.CheckpointError) as e:
         _fail(1, e)
     except KeyboardInterrupt as e:  # a second SIGTERM/SIGINT: the step is hung, nothing is left to save

@@ -344,3 +344,40 @@ def test_a_short_soak_of_random_kills_and_sigterms_ends_identical_to_an_uninterr
     r = soak.soak("configs/vicreg.py:fashion_mnist", faults=4, steps=40, every=3, devices=2, seed=1,
                   workdir=str(tmp_path), max_wait=12.0)
     assert r["faults"] == 4 and r["identical"] and r["metrics_once"] and not r["bad_exits"], r
+
+
+def test_two_runs_started_at_once_on_one_workdir_one_trains_the_other_is_refused(tmp_path):
+    # Both pass the start-up check (it runs before data and model are built); the lock's exclusive create
+    # decides, so the pair cannot both train and interleave their files.
+    workdir = tmp_path / "run"
+    procs = [_start(_cmd(workdir, "--config.train.steps=3")) for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 2], outs
+    loser = outs[[p.returncode for p in procs].index(2)]
+    assert "in use by another run" in loser and "Traceback" not in loser
+    rows = [json.loads(x)["step"] for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert rows == [1, 2, 3] and not (workdir / "run.lock").exists()
+
+
+def test_the_lock_is_taken_atomically_after_the_check(tmp_path):
+    import socket
+
+    from duality import lock
+
+    workdir = tmp_path / "run"
+    lock.check(str(workdir))  # nobody holds it ...
+    workdir.mkdir()
+    theirs = dict(host=socket.gethostname(), pid=os.getppid(), start=time.time(), heartbeat=time.time())
+    (workdir / "run.lock").write_text(json.dumps(theirs))  # ... until another live run takes it
+    with pytest.raises(lock.LockedError, match=f"pid {os.getppid()}"):
+        lock.Lock(str(workdir))
+    assert json.loads((workdir / "run.lock").read_text())["pid"] == os.getppid()  # theirs stays
+    dead = subprocess.run(["true"]).returncode or subprocess.Popen(["true"])
+    dead.wait()
+    (workdir / "run.lock").write_text(json.dumps(dict(theirs, pid=dead.pid)))  # a run that died
+    held = lock.Lock(str(workdir))  # taken over
+    assert json.loads((workdir / "run.lock").read_text())["pid"] == os.getpid()
+    (workdir / "run.lock").write_text(json.dumps(theirs))  # taken from us meanwhile: release leaves it
+    held.release()
+    assert (workdir / "run.lock").exists()

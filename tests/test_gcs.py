@@ -162,3 +162,26 @@ def test_a_missing_bucket_is_bad_input_before_anything_is_written(gcs):
     assert r.returncode == 2, r.stdout + r.stderr
     assert "the bucket gs://no-such-bucket does not exist; create it" in r.stderr
     assert not fileio.exists("gs://no-such-bucket") and "training" not in r.stdout
+
+
+def test_two_runs_racing_for_a_gs_lock_the_last_writer_keeps_it(gcs, monkeypatch):
+    import time
+
+    from duality import lock
+
+    workdir = f"{gcs.root}/runs/race"
+    other = dict(host="another-host", pid=1, start=time.time(), heartbeat=time.time())
+
+    def the_other_run_writes_meanwhile(seconds):  # what a run started at the same moment does
+        fileio.write_text(f"{workdir}/run.lock", json.dumps(other))
+
+    monkeypatch.setattr(lock.time, "sleep", the_other_run_writes_meanwhile)
+    with pytest.raises(lock.LockedError, match="host another-host, pid 1"):
+        lock.Lock(workdir)
+    assert json.loads(fileio.read_text(f"{workdir}/run.lock"))["host"] == "another-host"  # left to its holder
+    monkeypatch.undo()
+    fileio.remove(f"{workdir}/run.lock")
+    held = lock.Lock(workdir)  # nobody racing: taken, and released at the end
+    assert json.loads(fileio.read_text(f"{workdir}/run.lock"))["pid"] == os.getpid()
+    held.release()
+    assert not fileio.exists(f"{workdir}/run.lock")
