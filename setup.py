@@ -39,6 +39,9 @@ setup(
         "numpy",
     ],
     extras_require={
+        # benchmarks/vs_pytorch.py's twin; the CPU build:
+        #   pip install torch --index-url https://download.pytorch.org/whl/cpu
+        "bench": ["torch"],
         # gs:// workdirs through fsspec instead of TensorFlow's GCS client (EPATH_USE_TF=false; see fileio.py).
         "gcs": ["gcsfs"],
         # pytest-xdist: launch/test.sh runs one worker per core (test files stay whole on one worker);
