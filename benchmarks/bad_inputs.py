@@ -86,6 +86,7 @@ def cases(scratch: str) -> list[tuple[str, list[str], str, dict]]:
             ("swav", "--config.method.loss.sinkhorn_iters=0", "sinkhorn_iters"),
             ("swav", "--config.method.n_prototypes=0", "n_prototypes"),
             ("byol", "--config.method.ema_base=1.5", "ema_base"),
+            ("dino", "--config.method.center_momentum=-0.5", "center_momentum"),
             ("moco", "--config.method.queue_size=-1", "queue_size"),
             ("dino", "--config.method.out_dim=0", "out_dim"),
             ("nnclr", "--config.method.queue_size=0", "queue_size"),
@@ -121,8 +122,8 @@ def cases(scratch: str) -> list[tuple[str, list[str], str, dict]]:
          {"DUALITY_FASHION_MNIST_DIR": os.path.join(scratch, "nowhere")}),
         ("stray argument", [f"--config={CONFIG}", "extra"], "extra", {}),
         ("unknown flag", [f"--config={CONFIG}", "--stepz=3"], "stepz", {}),
-        ("--mode=probe without a checkpoint", ["--mode=probe"], "no checkpoint", {}),
-        ("--mode=analyze without a checkpoint", ["--mode=analyze"], "no checkpoint", {}),
+        ("--mode=probe on a folder with no run", ["--mode=probe"], "duality workdir", {}),
+        ("--mode=analyze on a folder with no run", ["--mode=analyze"], "duality workdir", {}),
         ("--mode=analyze --samples=0", ["--mode=analyze", "--samples=0"], "samples", {}),
         ("--mode=nonsense", ["--mode=nonsense"], "mode", {}),
     ]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tempfile
 import time
 
 import jax
@@ -80,6 +81,11 @@ def check_writable(workdir: str) -> None:
     if not os.access(path, os.W_OK | os.X_OK):
         raise PermissionError(f"--workdir={workdir}: {path} is not writable by this user; choose a writable "
                               f"--workdir or fix its permissions")
+    try:  # access() says yes to root everywhere, and /proc or a read-only mount still refuse: try, leave nothing
+        os.rmdir(tempfile.mkdtemp(prefix=".duality-write-test-", dir=path))
+    except OSError as e:
+        raise PermissionError(f"--workdir={workdir}: cannot create a directory in {path} ({e.strerror}); choose "
+                              f"another --workdir") from None
 
 
 def has_checkpoint(workdir: str) -> bool:

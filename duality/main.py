@@ -164,6 +164,8 @@ def run_analyze(workdir: str, step, samples: int):
 
     if not workdir:
         _fail(BAD_INPUT, "--mode=analyze needs --workdir=DIR (a trained run)")
+    if samples < 2:  # before the workdir is read: a bad flag costs nothing
+        _fail(BAD_INPUT, f"--samples={samples}: the analysis needs at least 2 test images (default 2048)")
     try:
         r = embedding.analyze_workdir(workdir, step, samples)
     except (ValueError, FileNotFoundError) as e:

@@ -150,3 +150,24 @@ def test_each_loss_hyperparameter_out_of_range_is_caught_before_training(method,
     cfg.method.loss[field] = value
     with pytest.raises(ValueError, match=rf"^method.loss .*{method}: {match}"):
         config_check.check(cfg)
+
+
+@pytest.mark.parametrize("method,field,value", [
+    ("byol", "ema_base", 1.5), ("moco", "ema_base", -0.1), ("dino", "ema_base", math.nan),
+    ("dino", "center_momentum", -0.5), ("byol", "ema_base", "0.99")])
+def test_a_momentum_outside_0_1_is_caught_before_training(method, field, value):
+    # BYOL with ema_base=1.5 passed every check and trained to NaN at step 113 (benchmarks/bad_inputs.py).
+    cfg = _config(method)
+    cfg.method[field] = value
+    with pytest.raises(ValueError, match=rf"^method.{field}={value!r} is out of range: {method} needs a number in "
+                                         rf"\[0, 1\]"):
+        config_check.check(cfg)
+
+
+def test_a_workdir_where_no_directory_can_be_made_is_refused_though_access_says_yes():
+    from duality import checkpoint
+
+    if not os.path.isdir("/proc"):
+        pytest.skip("needs /proc")
+    with pytest.raises(PermissionError, match="cannot create a directory in /proc"):
+        checkpoint.check_writable("/proc/duality-test/run")

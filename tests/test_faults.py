@@ -381,3 +381,8 @@ def test_the_lock_is_taken_atomically_after_the_check(tmp_path):
     (workdir / "run.lock").write_text(json.dumps(theirs))  # taken from us meanwhile: release leaves it
     held.release()
     assert (workdir / "run.lock").exists()
+
+
+def test_analyze_with_too_few_samples_is_refused_before_the_workdir_is_read(tmp_path):
+    r = _run([sys.executable, "-m", "duality.main", "--mode=analyze", f"--workdir={tmp_path / 'none'}", "--samples=0"])
+    assert r.returncode == 2 and "--samples=0: the analysis needs at least 2 test images" in r.stderr, r.stderr

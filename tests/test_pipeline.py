@@ -125,3 +125,17 @@ def test_blur_keeps_a_constant_image_constant():
     x = jnp.full((2, 16, 16, 3), 200, jnp.uint8)
     out = A.augment(jax.random.key(0), x, A.ViewSpec(16, **dict(IDENTITY, blur_p=1.0, blur_sigma=(2.0, 2.0))), 0.0, 1.0)
     np.testing.assert_allclose(out, 200 / 255, atol=1e-5)
+
+
+def test_a_truncated_or_non_gzip_data_file_names_the_file_and_the_fix(tmp_path):
+    import gzip
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        with gzip.open(tmp_path / name, "wb") as f:
+            f.write(b"\x00\x00\x08\x03" + np.array([60000, 28, 28], ">i4").tobytes() + bytes(5000))
+    data = (tmp_path / "train-images-idx3-ubyte.gz").read_bytes()
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(data[: len(data) // 2])  # cut mid-stream
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte.gz cannot be read \(EOFError.*re-install"):
+        fashion_mnist.load("train", str(tmp_path))
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"plain bytes, not gzip")
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte.gz cannot be read \(BadGzipFile"):
+        fashion_mnist.load("train", str(tmp_path))

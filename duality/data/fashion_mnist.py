@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 
 import numpy as np
 
@@ -21,8 +22,13 @@ CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shi
 
 def _read_idx(path: str, expect_dims: int) -> np.ndarray:
     """Parse an IDX file: magic 0x00 0x00 <dtype 0x08 = uint8> <ndim>, big-endian int32 dims, data."""
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as e:  # not gzip, truncated, or corrupt
+        raise ValueError(f"{path} cannot be read ({type(e).__name__}: {e}): the file is damaged or truncated; "
+                         f"re-install the data set (sudo apt-get install --reinstall dataset-fashion-mnist) or "
+                         f"point $DUALITY_FASHION_MNIST_DIR at a good copy") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] != expect_dims:
         raise ValueError(f"{path}: not a uint8 IDX file with {expect_dims} dimensions (bad magic {raw[:4]!r})")
     if len(raw) < 4 + 4 * expect_dims:

@@ -97,11 +97,20 @@ class Method:
         if local_views and not self.multicrop:
             raise ValueError(f"data.local_views={local_views}: multi-crop is not defined for {self.name}; "
                              f"set data.local_views=0 (methods with multi-crop: swav, dino)")
+        if self.ema_target:  # a momentum outside [0, 1] makes the target diverge (it trained to NaN at step 113)
+            self.within(cfg, "ema_base", 0.0, 1.0, f"--config.method.ema_base={self.fields['ema_base']}")
 
     def at_least(self, cfg, field: str, low: int, example) -> None:
         """A count field (a queue, a head's width) below `low`: ValueError naming the field, the value, a fix."""
         if cfg[field] < low:
             raise ValueError(f"method.{field}={cfg[field]}: {self.name} needs {field} >= {low}, e.g. {example}")
+
+    def within(self, cfg, field: str, low: float, high: float, example) -> None:
+        """A rate or momentum outside [low, high] (or not a finite number): ValueError naming field, value, fix."""
+        v = cfg[field]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not low <= v <= high:
+            raise ValueError(f"method.{field}={v!r} is out of range: {self.name} needs a number in "
+                             f"[{low:g}, {high:g}]; set it, e.g. {example}")
 
     # ------------------------------------------------------------------- model
     def heads(self, cfg, embed_dim: int, *, axis_name=None, dtype=jnp.float32) -> dict:

@@ -24,6 +24,7 @@ class DINO(Method):
     def check(self, cfg, *, global_batch, local_views):
         super().check(cfg, global_batch=global_batch, local_views=local_views)
         self.at_least(cfg, "out_dim", 1, 65536)
+        self.within(cfg, "center_momentum", 0.0, 1.0, "--config.method.center_momentum=0.9")
 
     def heads(self, cfg, embed_dim, *, axis_name=None, dtype=None):
         return {"dino_head": lambda: models.NormalizedLinear(cfg.out_dim)}

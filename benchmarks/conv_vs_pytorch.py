@@ -1,0 +1,141 @@
+"""The smallest programs of a training step, JAX against PyTorch on the same cores: where XLA:CPU itself
+is slower.
+
+  python benchmarks/conv_vs_pytorch.py                 # every layer of the small convnet and its projector
+  python benchmarks/conv_vs_pytorch.py --batch=512 --rounds=5
+
+Each row is one layer of the CPU default's model at batch `--batch` (28x28x1 input): a 3x3
+convolution, a BatchNorm + ReLU, or a Linear, timed forward alone and forward + backward (the
+gradient of the sum of its output with respect to input and weights), jitted in JAX and in eager
+PyTorch (channels_last for convolutions, its faster layout here). Interleaved rounds, median times.
+The output is a table of ms and the JAX / PyTorch time ratio, so the gap is located layer by layer
+rather than guessed (docs/performance.md).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+# (name, kind, input shape NHWC or [N, C], output channels, stride) of the small convnet + projector at 28x28
+LAYERS = [("conv1 1->32 s1 28x28", "conv", (28, 28, 1), 32, 1),
+          ("conv2 32->64 s2 28x28", "conv", (28, 28, 32), 64, 2),
+          ("conv3 64->128 s2 14x14", "conv", (14, 14, 64), 128, 2),
+          ("conv4 128->256 s2 7x7", "conv", (7, 7, 128), 256, 2),
+          ("bn+relu 28x28x32", "bn", (28, 28, 32), 32, 1),
+          ("bn+relu 14x14x64", "bn", (14, 14, 64), 64, 1),
+          ("linear 512->1024", "dense", (512,), 1024, 1),
+          ("linear 1024->1024", "dense", (1024,), 1024, 1)]
+
+
+def jax_fns(kind, shape, cout, stride, batch):
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(batch, *shape)).astype(np.float32))
+    if kind == "conv":
+        w = jnp.asarray(rng.normal(size=(3, 3, shape[-1], cout)).astype(np.float32) * 0.1)
+
+        def f(x, w):
+            return jax.lax.conv_general_dilated(x, w, (stride, stride), ((1, 1), (1, 1)),
+                                                dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    elif kind == "bn":
+        w = jnp.ones((shape[-1],), jnp.float32)
+
+        def f(x, w):
+            mean = jnp.mean(x, axis=(0, 1, 2))
+            var = jnp.mean(jnp.square(x - mean), axis=(0, 1, 2))
+            return jax.nn.relu((x - mean) * jax.lax.rsqrt(var + 1e-5) * w)
+    else:
+        w = jnp.asarray(rng.normal(size=(shape[-1], cout)).astype(np.float32) * 0.03)
+
+        def f(x, w):
+            return x @ w
+
+    fwd = jax.jit(f)
+    both = jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w)), argnums=(0, 1)))
+    return (lambda: jax.block_until_ready(fwd(x, w))), (lambda: jax.block_until_ready(both(x, w)))
+
+
+def torch_fns(kind, shape, cout, stride, batch):
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(0)
+    if kind in ("conv", "bn"):
+        x = torch.randn(batch, shape[-1], shape[0], shape[1], generator=g).contiguous(
+            memory_format=torch.channels_last)
+    else:
+        x = torch.randn(batch, shape[-1], generator=g)
+    if kind == "conv":
+        w = (torch.randn(cout, shape[-1], 3, 3, generator=g) * 0.1).contiguous(memory_format=torch.channels_last)
+
+        def f(x, w):
+            return F.conv2d(x, w, stride=stride, padding=1)
+    elif kind == "bn":
+        w = torch.ones(shape[-1])
+
+        def f(x, w):
+            return F.relu(F.batch_norm(x, None, None, w, None, training=True, eps=1e-5))
+    else:
+        w = torch.randn(shape[-1], cout, generator=g) * 0.03
+
+        def f(x, w):
+            return x @ w
+
+    def fwd():
+        with torch.no_grad():
+            f(x, w)
+
+    xg, wg = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
+
+    def both():
+        xg.grad = wg.grad = None
+        f(xg, wg).sum().backward()
+
+    return fwd, both
+
+
+def median_ms(fn, steps):
+    fn()
+    out = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    a = p.parse_args()
+    import jax
+    import torch
+
+    torch.set_num_threads(a.threads)
+    print(f"jax {jax.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), batch {a.batch}; "
+          f"median of {a.rounds} x {a.steps} calls, interleaved")
+    print("\n| layer | JAX fwd ms | torch fwd ms | JAX/torch fwd | JAX fwd+bwd ms | torch fwd+bwd ms | JAX/torch fwd+bwd |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, kind, shape, cout, stride in LAYERS:
+        fns = dict(zip(("jf", "jb"), jax_fns(kind, shape, cout, stride, a.batch)))
+        fns.update(zip(("tf", "tb"), torch_fns(kind, shape, cout, stride, a.batch)))
+        times = {k: [] for k in fns}
+        for _ in range(a.rounds):
+            for k, fn in fns.items():
+                times[k] += median_ms(fn, a.steps)
+        ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+        print(f"| {name} | {ms['jf']:.2f} | {ms['tf']:.2f} | {ms['jf'] / ms['tf']:.2f} | {ms['jb']:.2f} | "
+              f"{ms['tb']:.2f} | {ms['jb'] / ms['tb']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
