@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 import numpy as np
+from vs_pytorch import timed  # benchmarks/ is this script's folder
 
 # (name, kind, input shape NHWC or [N, C], output channels, stride) of the small convnet + projector at 28x28
 LAYERS = [("conv1 1->32 s1 28x28", "conv", (28, 28, 1), 32, 1),
@@ -100,16 +100,6 @@ def torch_fns(kind, shape, cout, stride, batch):
     return fwd, both
 
 
-def median_ms(fn, steps):
-    fn()
-    out = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--batch", type=int, default=256)
@@ -131,7 +121,8 @@ def main():
         times = {k: [] for k in fns}
         for _ in range(a.rounds):
             for k, fn in fns.items():
-                times[k] += median_ms(fn, a.steps)
+                fn()  # warm-up (the first call compiles)
+                times[k] += timed(fn, a.steps)
         ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
         print(f"| {name} | {ms['jf']:.2f} | {ms['tf']:.2f} | {ms['jf'] / ms['tf']:.2f} | {ms['jb']:.2f} | "
               f"{ms['tb']:.2f} | {ms['jb'] / ms['tb']:.2f} |", flush=True)
