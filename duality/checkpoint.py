@@ -61,6 +61,8 @@ class CheckpointError(RuntimeError):
 
 def check_writable(workdir: str) -> None:
     """Fail before any work if `workdir` cannot be created or written (creates nothing itself)."""
+    if fileio.is_remote(workdir) and not fileio.is_object_store(workdir):  # ram://, hdfs://: made on first write
+        return
     if fileio.is_remote(workdir):  # gs:// and the like: the bucket must exist and answer
         scheme, rest = str(workdir).split("://", 1)
         bucket = f"{scheme}://{rest.split('/')[0]}"

@@ -32,6 +32,11 @@ def is_remote(path) -> bool:
     return "://" in str(path)
 
 
+def is_object_store(path) -> bool:
+    """gs://, s3://, az://: buckets of objects (reached through etils.epath, as Orbax reaches them)."""
+    return _scheme(str(path)) in _EPATH_SCHEMES
+
+
 def _scheme(path: str) -> str:
     return str(path).split("://", 1)[0]
 

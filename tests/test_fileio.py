@@ -92,7 +92,9 @@ def test_every_workdir_file_operation_goes_through_fileio():
                ("checkpoint.py", "if not os.path.isdir(path):"),
                ("metrics.py", "for name in os.listdir(self._staging):"),  # the local staging folder of events
                ("metrics.py", 'with open(os.path.join(self._staging, name), "rb") as f:'),
-               ("metrics.py", "shutil.rmtree(self._staging, ignore_errors=True)")}
+               ("metrics.py", "shutil.rmtree(self._staging, ignore_errors=True)"),
+               ("lock.py", 'with open(tmp, "w") as f:'),  # the local lock's exclusive create (a hard link)
+               ("lock.py", "os.remove(path)"), ("lock.py", "os.remove(tmp)")}
     found = []
     for folder in ("duality", "duality/analysis", "duality/methods"):
         for name in sorted(os.listdir(os.path.join(root, folder))):

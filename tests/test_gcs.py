@@ -29,9 +29,14 @@ def gcs():
 
     from tests.gcs_emulator import BUCKET, Emulator
 
+    from etils.epath import gpath
+
     emu = Emulator()
     saved = {k: os.environ.get(k) for k in emu.env}
     os.environ.update(emu.env)  # this process reads the bucket too (restores, load, the study)
+    # epath decides once per process whether gs:// goes through TensorFlow (EPATH_USE_TF, cached when a
+    # gs:// path is first used: tfds looks at gs://tfds-data in other tests of this worker): decide again.
+    gpath._is_tf_installed.cache_clear()
     saved_conf = fsspec.config.conf.get("gs")
     fsspec.config.conf["gs"] = {"use_listings_cache": False}  # fsspec read FSSPEC_GS when it was imported
     emu.root = f"gs://{BUCKET}"
@@ -45,6 +50,7 @@ def gcs():
         fsspec.config.conf.pop("gs", None)
     else:
         fsspec.config.conf["gs"] = saved_conf
+    gpath._is_tf_installed.cache_clear()
     emu.stop()
 
 
