@@ -140,13 +140,13 @@ def run_case(case, scratch: str, i: int) -> dict:
         workdir = "/proc/duality-bad-input/run"
     env = dict(os.environ, JAX_PLATFORMS="cpu", **env_extra)
     env.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
-    if "probe" in name or "analyze" in name:
+    reads_a_run = any(a in ("--mode=probe", "--mode=analyze") for a in args)
+    if reads_a_run:
         os.makedirs(workdir, exist_ok=True)  # an existing folder with no run in it
     r = subprocess.run([sys.executable, "-m", "duality.main", f"--workdir={workdir}", *args], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=600)
     msg = next((line for line in r.stderr.splitlines() if line.startswith("error:")), r.stderr.strip()[-300:])
-    untouched = (not os.path.exists(workdir)) if not ("probe" in name or "analyze" in name) else \
-        os.listdir(workdir) == []
+    untouched = os.listdir(workdir) == [] if reads_a_run else not os.path.exists(workdir)
     ok = r.returncode == 2 and msg.startswith("error:") and expect.lower() in msg.lower() and untouched
     return dict(name=name, args=" ".join(a for a in args if not a.startswith("--config=") or len(args) == 1),
                 code=r.returncode, message=msg, untouched=untouched, ok=ok)

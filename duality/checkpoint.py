@@ -64,8 +64,7 @@ def check_writable(workdir: str) -> None:
     if fileio.is_remote(workdir) and not fileio.is_object_store(workdir):  # ram://, hdfs://: made on first write
         return
     if fileio.is_remote(workdir):  # gs:// and the like: the bucket must exist and answer
-        scheme, rest = str(workdir).split("://", 1)
-        bucket = f"{scheme}://{rest.split('/')[0]}"
+        bucket = fileio.bucket(workdir)
         try:
             reachable = fileio.exists(bucket) or fileio.isdir(bucket)
         except Exception as e:  # noqa: BLE001 (each client raises its own types: auth, DNS, HTTP)

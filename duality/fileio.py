@@ -20,6 +20,7 @@ object store publishes an object whole when its upload completes.
 """
 from __future__ import annotations
 
+import functools
 import glob as _glob
 import os
 import posixpath
@@ -39,6 +40,12 @@ def is_object_store(path) -> bool:
 
 def _scheme(path: str) -> str:
     return str(path).split("://", 1)[0]
+
+
+def bucket(path) -> str:
+    """The root of a remote path: "gs://b" for "gs://b/runs/x"."""
+    scheme, rest = str(path).split("://", 1)
+    return f"{scheme}://{rest.split('/')[0]}"
 
 
 class _Gfile:
@@ -104,9 +111,8 @@ class _Epath:
         return [c.name for c in self.P(p).iterdir()]
 
     def glob(self, pattern):
-        root, rest = pattern.split("://", 1)
-        bucket, _, sub = rest.partition("/")
-        return [os.fspath(c) for c in self.P(f"{root}://{bucket}").glob(sub)]
+        root = bucket(pattern)
+        return [os.fspath(c) for c in self.P(root).glob(pattern[len(root):].lstrip("/"))]
 
     def remove(self, p):
         self.P(p).unlink()
@@ -118,14 +124,13 @@ class _Epath:
         self.P(a).copy(self.P(b), overwrite=True)
 
 
-_fs_cache: dict = {}
+@functools.cache
+def _client(object_store: bool):
+    return _Epath() if object_store else _Gfile()
 
 
 def _fs(path: str):
-    kind = "epath" if _scheme(path) in _EPATH_SCHEMES else "gfile"
-    if kind not in _fs_cache:
-        _fs_cache[kind] = _Epath() if kind == "epath" else _Gfile()
-    return _fs_cache[kind]
+    return _client(is_object_store(path))
 
 
 def join(*parts) -> str:
@@ -173,7 +178,7 @@ def write_bytes(path, data: bytes) -> None:
     path = str(path)
     d = os.path.dirname(path)
     if is_remote(path):
-        if _scheme(path) in _EPATH_SCHEMES:  # an object appears whole once its upload completes
+        if is_object_store(path):  # an object appears whole once its upload completes
             with _fs(path).open(path, "wb") as f:
                 f.write(data)
             return
@@ -266,7 +271,7 @@ def move_tree(src: str, dst: str) -> None:
     fs = _fs(src)
     for rel in _walk_files(src.rstrip("/")):
         target = posixpath.join(dst, rel)
-        if _scheme(dst) not in _EPATH_SCHEMES:
+        if not is_object_store(dst):
             makedirs(posixpath.dirname(target))
         fs.copy(posixpath.join(src, rel), target)
     rmtree(src)

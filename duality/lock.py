@@ -131,7 +131,10 @@ class Lock:
                         msg = _in_use(self.workdir)
                         if msg:
                             return msg
-                        os.remove(path)  # its holder is dead (or it is half written by a dead run): take over
+                        try:  # its holder is dead: take over (another run starting now may remove it first)
+                            os.remove(path)
+                        except FileNotFoundError:
+                            pass
                         # another run may take it between the removal and the link: then the link fails again
                 return f"{self.workdir}: could not take {NAME} (several runs are starting on it at once)"
             finally:

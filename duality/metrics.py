@@ -76,8 +76,7 @@ class Writer:
         self._flushed = time.monotonic()
 
     def close(self):
-        self.tb.flush()
-        self.flush()
+        self.flush()  # a remote workdir's last rows and events (closing clu's writer flushes a local one)
         self.tb.close()
         if self._staging:
             shutil.rmtree(self._staging, ignore_errors=True)

@@ -70,10 +70,10 @@ def restore(workdir: str, step: int | None = None, sharding=None) -> tuple[dict,
     meta = getattr(meta, "tree", meta)
     abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), meta)
     state = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+    mngr.close()
     from duality import checkpoint
 
     checkpoint.verify(path, step, state)  # bytes changed in place since the save: a ValueError naming the array
-    mngr.close()
     return state, step
 
 
