@@ -18,7 +18,7 @@ import os
 import statistics
 
 import numpy as np
-from vs_pytorch import timed  # benchmarks/ is this script's folder
+from vs_pytorch import ROOT, timed  # noqa: F401  (benchmarks/ is this script's folder; ROOT on sys.path)
 
 # (name, kind, input shape NHWC or [N, C], output channels, stride) of the small convnet + projector at 28x28
 LAYERS = [("conv1 1->32 s1 28x28", "conv", (28, 28, 1), 32, 1),
@@ -31,9 +31,15 @@ LAYERS = [("conv1 1->32 s1 28x28", "conv", (28, 28, 1), 32, 1),
           ("linear 1024->1024", "dense", (1024,), 1024, 1)]
 
 
-def jax_fns(kind, shape, cout, stride, batch):
+def jax_fns(kind, shape, cout, stride, batch, impl="auto"):
+    """Forward and forward+backward callables; impl "auto" = the project's modules, "xla" = XLA's
+    convolution gradients and flax's BatchNorm (the state before issue 14)."""
+    import flax.linen as nn
     import jax
     import jax.numpy as jnp
+
+    from duality.models.conv import conv2d
+    from duality.models.norm import BatchNorm
 
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(batch, *shape)).astype(np.float32))
@@ -41,15 +47,17 @@ def jax_fns(kind, shape, cout, stride, batch):
         w = jnp.asarray(rng.normal(size=(3, 3, shape[-1], cout)).astype(np.float32) * 0.1)
 
         def f(x, w):
-            return jax.lax.conv_general_dilated(x, w, (stride, stride), ((1, 1), (1, 1)),
-                                                dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            return conv2d(x, w, (stride, stride), (1, 1), backward=impl)
     elif kind == "bn":
         w = jnp.ones((shape[-1],), jnp.float32)
+        bn = nn.BatchNorm(momentum=0.9, epsilon=1e-5) if impl == "xla" else BatchNorm()  # flax's, or the project's
+        stats = {"mean": jnp.zeros_like(w), "var": jnp.ones_like(w)}
 
         def f(x, w):
-            mean = jnp.mean(x, axis=(0, 1, 2))
-            var = jnp.mean(jnp.square(x - mean), axis=(0, 1, 2))
-            return jax.nn.relu((x - mean) * jax.lax.rsqrt(var + 1e-5) * w)
+            y, _ = bn.apply({"params": {"scale": w, "bias": jnp.zeros_like(w)}, "batch_stats": stats}, x,
+                            use_running_average=False, mutable=["batch_stats"]) if impl == "xla" else bn.apply(
+                {"params": {"scale": w, "bias": jnp.zeros_like(w)}, "batch_stats": stats}, x, mutable=["batch_stats"])
+            return jax.nn.relu(y)
     else:
         w = jnp.asarray(rng.normal(size=(shape[-1], cout)).astype(np.float32) * 0.03)
 
@@ -107,16 +115,23 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     a = p.parse_args()
+    from duality import runtime
+
+    runtime.tune_allocator()  # as the entry points do (docs/performance.md); the same process runs both frameworks
     import jax
     import torch
 
     torch.set_num_threads(a.threads)
     print(f"jax {jax.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), batch {a.batch}; "
           f"median of {a.rounds} x {a.steps} calls, interleaved")
-    print("\n| layer | JAX fwd ms | torch fwd ms | JAX/torch fwd | JAX fwd+bwd ms | torch fwd+bwd ms | JAX/torch fwd+bwd |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("\nJAX = the project's modules (models/conv.py, models/norm.py); XLA = lax.conv's own gradients and "
+          "flax's BatchNorm, as before issue 14. Ratios are JAX time / torch time (below 1: JAX faster).")
+    print("\n| layer | JAX fwd ms | torch fwd ms | JAX/torch fwd | XLA fwd+bwd ms | JAX fwd+bwd ms | torch fwd+bwd ms "
+          "| XLA/torch fwd+bwd | JAX/torch fwd+bwd |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, kind, shape, cout, stride in LAYERS:
         fns = dict(zip(("jf", "jb"), jax_fns(kind, shape, cout, stride, a.batch)))
+        fns["xb"] = jax_fns(kind, shape, cout, stride, a.batch, impl="xla")[1]
         fns.update(zip(("tf", "tb"), torch_fns(kind, shape, cout, stride, a.batch)))
         times = {k: [] for k in fns}
         for _ in range(a.rounds):
@@ -124,8 +139,8 @@ def main():
                 fn()  # warm-up (the first call compiles)
                 times[k] += timed(fn, a.steps)
         ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
-        print(f"| {name} | {ms['jf']:.2f} | {ms['tf']:.2f} | {ms['jf'] / ms['tf']:.2f} | {ms['jb']:.2f} | "
-              f"{ms['tb']:.2f} | {ms['jb'] / ms['tb']:.2f} |", flush=True)
+        print(f"| {name} | {ms['jf']:.2f} | {ms['tf']:.2f} | {ms['jf'] / ms['tf']:.2f} | {ms['xb']:.2f} | {ms['jb']:.2f} | "
+              f"{ms['tb']:.2f} | {ms['xb'] / ms['tb']:.2f} | {ms['jb'] / ms['tb']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

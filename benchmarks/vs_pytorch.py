@@ -329,6 +329,9 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     a = p.parse_args()
+    from duality import runtime
+
+    runtime.tune_allocator()  # as the entry points do (docs/performance.md); the same process runs both frameworks
     import jax
     import torch
 

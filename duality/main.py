@@ -179,7 +179,9 @@ def main(argv):
     if len(argv) > 1:
         _fail(BAD_INPUT, f"unexpected arguments: {argv[1:]} (flags are written --name=value)")
     logging.set_verbosity(logging.WARNING)  # jax logs every backend it probes at INFO
-    from duality import distributed
+    from duality import distributed, runtime
+
+    runtime.tune_allocator()  # before the first large array: freed memory is reused, not faulted in again
 
     try:
         how = distributed.initialize(FLAGS.distributed, FLAGS.coordinator_address, FLAGS.num_processes,

@@ -592,6 +592,9 @@ def main(argv=None):
         from absl import logging
 
         logging.set_verbosity(logging.WARNING)  # the console shows progress lines, not every metric write
+        from duality import runtime
+
+        runtime.tune_allocator()  # as duality.main does
         study, workdir = FLAGS.config, FLAGS.workdir
         all_cells = cells(study)
         if FLAGS.list:

@@ -10,12 +10,14 @@ global-average-pooled output of the last stage (512 or 2048 dims).
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from duality.models.norm import batch_norm, conv
+from duality.models.conv import conv
+from duality.models.norm import batch_norm
 
 
 class BasicBlock(nn.Module):
@@ -24,15 +26,17 @@ class BasicBlock(nn.Module):
     zero_init_residual: bool = False
     axis_name: Any = None
     dtype: Any = jnp.float32
+    conv_backward: str = "auto"  # models/conv.py
 
     @nn.compact
     def __call__(self, x, train: bool):
-        y = conv(self.features, (3, 3), (self.stride, self.stride), padding=1, dtype=self.dtype)(x)
+        cv = functools.partial(conv, dtype=self.dtype, backward=self.conv_backward)
+        y = cv(self.features, (3, 3), (self.stride, self.stride), padding=1)(x)
         y = nn.relu(batch_norm(train, self.axis_name, self.dtype)(y))
-        y = conv(self.features, (3, 3), padding=1, dtype=self.dtype)(y)
+        y = cv(self.features, (3, 3), padding=1)(y)
         y = batch_norm(train, self.axis_name, self.dtype, zero_init=self.zero_init_residual)(y)
         if x.shape[-1] != self.features or self.stride != 1:
-            x = conv(self.features, (1, 1), (self.stride, self.stride), dtype=self.dtype, name="proj")(x)
+            x = cv(self.features, (1, 1), (self.stride, self.stride), name="proj")(x)
             x = batch_norm(train, self.axis_name, self.dtype, name="proj_bn")(x)
         return nn.relu(x + y)
 
@@ -43,19 +47,21 @@ class Bottleneck(nn.Module):
     zero_init_residual: bool = False
     axis_name: Any = None
     dtype: Any = jnp.float32
+    conv_backward: str = "auto"  # models/conv.py
     expansion: int = 4
 
     @nn.compact
     def __call__(self, x, train: bool):
+        cv = functools.partial(conv, dtype=self.dtype, backward=self.conv_backward)
         out = self.features * self.expansion
-        y = conv(self.features, (1, 1), dtype=self.dtype)(x)
+        y = cv(self.features, (1, 1))(x)
         y = nn.relu(batch_norm(train, self.axis_name, self.dtype)(y))
-        y = conv(self.features, (3, 3), (self.stride, self.stride), padding=1, dtype=self.dtype)(y)
+        y = cv(self.features, (3, 3), (self.stride, self.stride), padding=1)(y)
         y = nn.relu(batch_norm(train, self.axis_name, self.dtype)(y))
-        y = conv(out, (1, 1), dtype=self.dtype)(y)
+        y = cv(out, (1, 1))(y)
         y = batch_norm(train, self.axis_name, self.dtype, zero_init=self.zero_init_residual)(y)
         if x.shape[-1] != out or self.stride != 1:
-            x = conv(out, (1, 1), (self.stride, self.stride), dtype=self.dtype, name="proj")(x)
+            x = cv(out, (1, 1), (self.stride, self.stride), name="proj")(x)
             x = batch_norm(train, self.axis_name, self.dtype, name="proj_bn")(x)
         return nn.relu(x + y)
 
@@ -68,16 +74,18 @@ class ResNet(nn.Module):
     zero_init_residual: bool = True
     axis_name: Any = None
     dtype: Any = jnp.float32
+    conv_backward: str = "auto"  # models/conv.py
 
     @nn.compact
     def __call__(self, x, train: bool = True):
+        cv = functools.partial(conv, dtype=self.dtype, backward=self.conv_backward)
         x = x.astype(self.dtype)
         if self.stem == "imagenet":
-            x = conv(self.width, (7, 7), (2, 2), padding=3, dtype=self.dtype, name="stem")(x)
+            x = cv(self.width, (7, 7), (2, 2), padding=3, name="stem")(x)
             x = nn.relu(batch_norm(train, self.axis_name, self.dtype, name="stem_bn")(x))
             x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
         elif self.stem == "cifar":
-            x = conv(self.width, (3, 3), padding=1, dtype=self.dtype, name="stem")(x)
+            x = cv(self.width, (3, 3), padding=1, name="stem")(x)
             x = nn.relu(batch_norm(train, self.axis_name, self.dtype, name="stem_bn")(x))
         else:
             raise ValueError(f"ResNet: unknown stem {self.stem!r}; use 'imagenet' or 'cifar'")
@@ -86,7 +94,7 @@ class ResNet(nn.Module):
             for j in range(n):
                 x = block(self.width * 2 ** i, stride=2 if i > 0 and j == 0 else 1,
                           zero_init_residual=self.zero_init_residual, axis_name=self.axis_name,
-                          dtype=self.dtype)(x, train)
+                          dtype=self.dtype, conv_backward=self.conv_backward)(x, train)
         return jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
 
 

@@ -12,19 +12,21 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from duality.models.norm import batch_norm, conv
+from duality.models.conv import conv
+from duality.models.norm import batch_norm
 
 
 class SmallConvNet(nn.Module):
     widths: Sequence[int] = (32, 64, 128, 256)
     axis_name: Any = None
     dtype: Any = jnp.float32
+    conv_backward: str = "auto"  # models/conv.py: "dot" (matrix-product gradients, CPU) or "xla"
 
     @nn.compact
     def __call__(self, x, train: bool = True):
         x = x.astype(self.dtype)
         for i, w in enumerate(self.widths):
             s = 1 if i == 0 else 2
-            x = conv(w, (3, 3), (s, s), padding=1, dtype=self.dtype)(x)
+            x = conv(w, (3, 3), (s, s), padding=1, dtype=self.dtype, backward=self.conv_backward)(x)
             x = nn.relu(batch_norm(train, self.axis_name, self.dtype)(x))
         return jnp.concatenate([jnp.mean(x, axis=(1, 2)), jnp.max(x, axis=(1, 2))], axis=-1).astype(jnp.float32)

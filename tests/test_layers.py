@@ -1,0 +1,175 @@
+"""The models' own Conv and BatchNorm (issue 14) against XLA's convolution and flax's BatchNorm.
+
+Both were rewritten for speed on CPU; these tests hold them to the functions
+they replace: convolution gradients equal to XLA's own (lax.conv's transpose
+rules) for every kernel, stride and padding the encoders use and some they do
+not (odd sizes, 1x1 stride 2, 7x7 stride 2), and a BatchNorm equal to
+`flax.linen.BatchNorm` in outputs, gradients, running statistics, bf16 compute
+and across devices (statistics over the global batch), with the same
+parameter names so checkpoints load either way.
+"""
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import Mesh, PartitionSpec as P
+
+from duality import runtime
+from duality.models import conv as C
+from duality.models.norm import BatchNorm
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+@pytest.mark.parametrize("shape,k,s,p,cout", [
+    ((4, 28, 28, 1), 3, 1, 1, 8),     # the small convnet's first layer
+    ((4, 28, 28, 8), 3, 2, 1, 16),    # its stride-2 layers
+    ((3, 7, 7, 16), 3, 2, 1, 8),      # odd size, stride 2
+    ((2, 9, 11, 5), 3, 2, 1, 4),      # non-square, odd channels
+    ((2, 8, 8, 6), 1, 2, 0, 12),      # ResNet's 1x1 stride-2 projection
+    ((2, 8, 8, 6), 1, 1, 0, 4),       # Bottleneck's 1x1
+    ((2, 16, 16, 3), 7, 2, 3, 8),     # ImageNet stem
+    ((2, 10, 10, 4), 3, 3, 1, 5),     # a stride the models never use
+    ((2, 6, 6, 4), 5, 1, 2, 3),
+])
+def test_dot_gradients_equal_xla(shape, k, s, p, cout):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=shape).astype(np.float32))
+    w = jnp.asarray(rng.normal(size=(k, k, shape[-1], cout)).astype(np.float32))
+    t = None
+    outs = {}
+    for how in ("xla", "dot"):
+        f = functools.partial(C.conv2d, stride=(s, s), padding=(p, p), backward=how)
+        y = f(x, w)
+        if t is None:
+            t = jnp.asarray(rng.normal(size=y.shape).astype(np.float32))  # a non-uniform cotangent
+        outs[how] = (y, *jax.grad(lambda x, w: jnp.sum(f(x, w) * t), argnums=(0, 1))(x, w))
+    for a, b, what in zip(outs["dot"], outs["xla"], ("output", "input gradient", "weight gradient")):
+        assert a.shape == b.shape, what
+        assert _rel(a, b) < 2e-6, (what, _rel(a, b))
+
+
+def test_patches_and_col2im_are_adjoint():
+    """<patches(x), c> = <x, col2im(c)>: col2im is exactly the transpose the backward pass needs."""
+    rng = np.random.default_rng(1)
+    for shape, k, s, p in [((2, 9, 9, 3), 3, 2, 1), ((2, 8, 8, 2), 1, 2, 0), ((1, 12, 10, 2), 7, 2, 3)]:
+        x = rng.normal(size=shape)
+        cols = np.asarray(C.patches(jnp.asarray(x), (k, k), (s, s), (p, p)))
+        c = rng.normal(size=cols.shape)
+        back = np.asarray(C.col2im(jnp.asarray(c), shape, (k, k), (s, s), (p, p)))
+        np.testing.assert_allclose(np.sum(cols * c), np.sum(x * back), rtol=1e-5)
+
+
+def test_conv_module_keeps_flax_parameters_and_init():
+    x = jnp.ones((2, 12, 12, 3))
+    for backward in ("dot", "xla", "auto"):
+        ours = C.conv(8, (3, 3), (2, 2), padding=1, backward=backward)
+        theirs = nn.Conv(8, (3, 3), (2, 2), padding=1, use_bias=False, kernel_init=C.conv_init)
+        a, b = ours.init(jax.random.key(3), x), theirs.init(jax.random.key(3), x)
+        assert jax.tree.structure(a) == jax.tree.structure(b)
+        np.testing.assert_array_equal(a["params"]["kernel"], b["params"]["kernel"])
+        np.testing.assert_allclose(ours.apply(a, x), theirs.apply(b, x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="backward"):
+        C.conv2d(x, a["params"]["kernel"], backward="fast")
+
+
+def test_auto_is_dot_on_cpu_below_the_memory_cap():
+    assert C.resolve("auto", (256, 28, 28, 32), (3, 3), (2, 2), (1, 1), 4) == ("dot" if jax.default_backend() == "cpu"
+                                                                               else "xla")
+    assert C.resolve("auto", (256, 224, 224, 3), (7, 7), (2, 2), (3, 3), 4) == "xla"  # 1.9 GB of patches
+    assert C.resolve("dot", (256, 224, 224, 3), (7, 7), (2, 2), (3, 3), 4) == "dot"  # asked for explicitly
+
+
+def _flax_bn(**kw):
+    return nn.BatchNorm(momentum=0.9, epsilon=1e-5, **kw)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_batchnorm_equals_flax(affine):
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.normal(size=(16, 5, 5, 6)).astype(np.float32) * 3 + 1)
+    t = jnp.asarray(rng.normal(size=x.shape).astype(np.float32))
+    ours, theirs = BatchNorm(use_scale=affine, use_bias=affine), _flax_bn(use_scale=affine, use_bias=affine)
+    v = theirs.init(jax.random.key(0), x, use_running_average=False)
+    assert jax.tree.structure(ours.init(jax.random.key(0), x)) == jax.tree.structure(v)
+    if affine:  # non-trivial parameters and statistics
+        v = {"params": {"scale": jnp.linspace(0.5, 2, 6), "bias": jnp.linspace(-1, 1, 6)},
+             "batch_stats": {"mean": jnp.full(6, 0.3), "var": jnp.full(6, 2.0)}}
+
+    def run(m, train, **kw):
+        def f(x, params):
+            y, upd = m.apply({**v, "params": params} if affine else v, x, mutable=["batch_stats"], **kw)
+            return jnp.sum(y * t), (y, upd)
+        (_, (y, upd)), g = jax.value_and_grad(f, argnums=(0, 1), has_aux=True)(x, v.get("params", {}))
+        return y, upd, g
+
+    for train in (True, False):
+        a = run(BatchNorm(use_running_average=not train, use_scale=affine, use_bias=affine), train)
+        b = run(_flax_bn(use_running_average=not train, use_scale=affine, use_bias=affine), train)
+        for u, w in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+            assert _rel(u, w) < 1e-5
+
+
+def test_batchnorm_initialisation_leaves_statistics_alone():
+    x = jnp.full((4, 3), 7.0)
+    v = BatchNorm().init(jax.random.key(0), x)
+    np.testing.assert_array_equal(v["batch_stats"]["mean"], 0.0)
+    np.testing.assert_array_equal(v["batch_stats"]["var"], 1.0)
+
+
+def test_batchnorm_bfloat16_matches_flax():
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(32, 8)).astype(np.float32)).astype(jnp.bfloat16)
+    ours, theirs = BatchNorm(dtype=jnp.bfloat16), _flax_bn(dtype=jnp.bfloat16, use_running_average=False)
+    v = theirs.init(jax.random.key(0), x)
+    ya, sa = ours.apply(v, x, mutable=["batch_stats"])
+    yb, sb = theirs.apply(v, x, mutable=["batch_stats"])
+    assert ya.dtype == yb.dtype == jnp.bfloat16
+    assert sa["batch_stats"]["mean"].dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(ya, np.float32), np.asarray(yb, np.float32), atol=0.02)
+    np.testing.assert_allclose(sa["batch_stats"]["var"], sb["batch_stats"]["var"], rtol=1e-5)
+
+
+def test_sync_batchnorm_over_devices_equals_the_global_batch():
+    n = jax.device_count()
+    if n < 2:
+        pytest.skip("needs several devices (tests/conftest.py sets 8 CPU devices)")
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.normal(size=(4 * n, 3, 3, 5)).astype(np.float32) * 2 - 1)
+    t = jnp.asarray(rng.normal(size=x.shape).astype(np.float32))
+    v = BatchNorm().init(jax.random.key(0), x)
+    v = {"params": {"scale": jnp.linspace(0.5, 2, 5), "bias": jnp.linspace(-1, 1, 5)}, "batch_stats": v["batch_stats"]}
+
+    def loss(m, params, x, t):  # m: ours or flax's
+        y, upd = m.apply({"params": params, "batch_stats": v["batch_stats"]}, x, mutable=["batch_stats"])
+        return jnp.sum(y * t), upd
+
+    one = jax.grad(lambda p: loss(BatchNorm(), p, x, t), has_aux=True)(v["params"])
+    mesh = Mesh(np.array(jax.devices()), ("data",))
+
+    def sharded(module):
+        # the gradient of replicated parameters inside shard_map is already summed over devices
+        @functools.partial(jax.shard_map, mesh=mesh, in_specs=(P(), P("data"), P("data")), out_specs=(P(), P()))
+        def f(params, x, t):
+            return jax.grad(lambda p: loss(module, p, x, t), has_aux=True)(params)
+        return jax.jit(f)(v["params"], x, t)
+
+    ours, flax_bn = sharded(BatchNorm(axis_name="data")), sharded(_flax_bn(axis_name="data", use_running_average=False))
+    for a, b, c in zip(jax.tree.leaves(ours), jax.tree.leaves(one), jax.tree.leaves(flax_bn)):
+        assert _rel(a, b) < 1e-5 and _rel(a, c) < 1e-5
+
+
+def test_tune_allocator_is_idempotent_and_can_be_turned_off(monkeypatch):
+    first = runtime.tune_allocator()
+    assert runtime.tune_allocator() is first  # applied once per process
+    monkeypatch.setattr(runtime, "_done", None)
+    monkeypatch.setenv("DUALITY_ALLOCATOR", "system")
+    assert runtime.tune_allocator() is False
+    monkeypatch.setattr(runtime, "_done", None)
+    monkeypatch.delenv("DUALITY_ALLOCATOR")
+    assert runtime.tune_allocator() is (jax.default_backend() is not None and first)
