@@ -26,6 +26,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
+
+_STARTED = time.perf_counter()  # before the imports: the job's wall-time split counts them as start-up
 
 
 def _stopped_outside_training(signum, frame):
@@ -134,7 +137,7 @@ def run_pretraining(cfg, workdir: str):
     except (ValueError, OSError, KeyError) as e:
         _fail(BAD_INPUT, e)
     try:
-        train.train_and_evaluate(cfg, workdir, prepared=prepared)
+        train.train_and_evaluate(cfg, workdir, prepared=prepared, started=_STARTED)
     except lock.LockedError as e:  # another run took the workdir after the check (both started at once)
         _fail(BAD_INPUT, e)
     except (FloatingPointError, checkpoint.CheckpointError) as e:

@@ -322,17 +322,50 @@ def _check_finite(config, step: int, m: dict, skipped_in_run: int, workdir: str,
             f"hyperparameters in a new --workdir.")
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       prepared: tuple[Trainer, bool] | None = None) -> tuple[Trainer, TrainState, dict]:
-    """The main job: `fit`, then `evaluate` a finished run: (trainer, final state, probe results or {})."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, prepared: tuple[Trainer, bool] | None = None,
+                       started: float | None = None) -> tuple[Trainer, TrainState, dict]:
+    """The main job: `fit`, then `evaluate` a finished run: (trainer, final state, probe results or {}).
+
+    `started`: the process's time.perf_counter() at start; the job then ends
+    by printing where its wall time went (and writes it to wall_time.json).
+    """
+    t_fit = time.perf_counter()
     trainer, state = fit(config, workdir, prepared=prepared)
+    t_plot = time.perf_counter()
     if jax.process_index() == 0:
         from duality.analysis import curves
 
         _say(f"training curves: {curves.plot_training(workdir)}")
-    if int(state.step) < trainer.total_steps or not config.eval.linear_probe:
-        return trainer, state, {}
-    return trainer, state, evaluate(trainer, state, workdir)
+    results = {}
+    t_eval = time.perf_counter()
+    if int(state.step) >= trainer.total_steps and config.eval.linear_probe:
+        results = evaluate(trainer, state, workdir)
+    if started is not None:
+        wall_time(trainer, workdir, started, t_fit, t_plot, t_eval, time.perf_counter())
+    return trainer, state, results
+
+
+def wall_time(trainer: Trainer, workdir: str, started: float, t_fit: float, t_plot: float, t_eval: float,
+              t_end: float) -> dict:
+    """Where the job's wall time went (issue 14): start-up (imports, data, model, checks, restoring a
+    checkpoint), the first step (its call compiles), the remaining steps, curves, probe, and the host's
+    batch-making time as a share of the remaining steps: an upper bound on the wait for data, since a batch
+    is made while the previous step still runs on the device."""
+    w = getattr(trainer, "wall", None) or dict(steps=0, loop_start=t_fit, loop_s=0.0, compile_s=0.0, batch_s=0.0)
+    train_s = w["loop_s"] - w["compile_s"]
+    split = {"start_up_s": w["loop_start"] - started, "compile_s": w["compile_s"], "train_s": train_s,
+             "steps": w["steps"], "batch_share": w["batch_s"] / train_s if train_s > 0 else 0.0,
+             "curves_s": t_eval - t_plot, "probe_s": t_end - t_eval, "total_s": t_end - started}
+    split["other_s"] = split["total_s"] - (split["start_up_s"] + w["loop_s"] + split["curves_s"] + split["probe_s"])
+    _say(f"wall time {split['total_s']:.0f} s: start-up {split['start_up_s']:.0f} s (imports, data, model, checks), "
+         f"first step {split['compile_s']:.0f} s (compilation), {max(w['steps'] - 1, 0)} more steps "
+         f"{train_s:.0f} s (making batches on the host: {100 * split['batch_share']:.1f}% of it), curves "
+         f"{split['curves_s']:.0f} s, probe {split['probe_s']:.0f} s, other {split['other_s']:.0f} s")
+    if jax.process_index() == 0:
+        fileio.write_text(os.path.join(workdir, "wall_time.json"),
+                          json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in split.items()},
+                                     indent=2))
+    return split
 
 
 def evaluate(trainer: Trainer, state: TrainState, workdir: str) -> dict:
@@ -408,6 +441,7 @@ def _fit(trainer: Trainer, resuming: bool, config, workdir: str, stop_at, held) 
     skipped_at_start = int(state.skipped)
     skipped_in_run = 0
     t_start, start_step, last, pending = time.perf_counter(), step, {}, None
+    first_call_s, batch_s = None, 0.0  # the first step_fn call (it compiles), host time spent making batches
 
     def settle():
         """Fetch, check and log the metrics of the newest step not yet looked at."""
@@ -431,7 +465,13 @@ def _fit(trainer: Trainer, resuming: bool, config, workdir: str, stop_at, held) 
         if total == 0 and step == 0:  # train.epochs=0: the encoder at initialisation, saved to be probed as a baseline
             ckpt.save(0, state, force=True)
         while step < total:
-            state, metrics = trainer.step_fn(state, trainer.device_batch(trainer.data.train.batch(step)))
+            t0 = time.perf_counter()
+            batch = trainer.device_batch(trainer.data.train.batch(step))
+            t1 = time.perf_counter()
+            state, metrics = trainer.step_fn(state, batch)  # returns at dispatch, except the first (compilation)
+            if first_call_s is None:
+                first_call_s = time.perf_counter() - t1
+            batch_s += t1 - t0
             step += 1
             settle()  # the previous step's metrics: ready, or nearly, by now
             pending = (step, metrics)
@@ -459,6 +499,8 @@ def _fit(trainer: Trainer, resuming: bool, config, workdir: str, stop_at, held) 
                 raise
         writer.close()
     elapsed = time.perf_counter() - t_start
+    trainer.wall = dict(steps=step - start_step, loop_start=t_start, loop_s=elapsed, compile_s=first_call_s or 0.0,
+                        batch_s=batch_s)
     rate = (step - start_step) * trainer.global_batch / max(elapsed, 1e-9)
     summary = " ".join(f"{k}={float(v):.4g}" for k, v in last.items())
     _say(f"done: step {step}/{total}, {step - start_step} steps in {elapsed:.0f} s ({rate:,.0f} img/s including "

@@ -77,6 +77,12 @@ def test_kill_9_at_random_steps_then_resume_equals_an_uninterrupted_run(tmp_path
     steps = 10
     straight = _run(_cmd(tmp_path / "straight", f"--config.train.steps={steps}"))
     assert straight.returncode == 0, straight.stdout + straight.stderr
+    # the job's wall-time split (issue 14): printed, written, and its parts add up to the whole
+    wall = json.loads((tmp_path / "straight" / "wall_time.json").read_text())
+    assert "wall time" in straight.stdout and wall["steps"] == steps and wall["compile_s"] > 0 < wall["train_s"]
+    parts = ("start_up_s", "compile_s", "train_s", "curves_s", "probe_s", "other_s")
+    assert all(wall[k] >= -0.01 for k in parts) and abs(sum(wall[k] for k in parts) - wall["total_s"]) < 0.01
+    assert 0 <= wall["batch_share"] < 1
     workdir = tmp_path / "killed"
     cmd = _cmd(workdir, f"--config.train.steps={steps}")
     kills = sorted(np.random.default_rng(0).choice(np.arange(2, steps), size=3, replace=False))
