@@ -139,3 +139,21 @@ def test_a_truncated_or_non_gzip_data_file_names_the_file_and_the_fix(tmp_path):
     (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"plain bytes, not gzip")
     with pytest.raises(ValueError, match=r"train-images-idx3-ubyte.gz cannot be read \(BadGzipFile"):
         fashion_mnist.load("train", str(tmp_path))
+
+
+@pytest.mark.parametrize("kernel,sigma", [(3, 0.1), (3, 1.0), (5, 0.7), (23, 2.0)])
+def test_blur_equals_dm_pix_gaussian_blur(kernel, sigma):
+    """The slice-sum blur is dm-pix's separable Gaussian on the reflect-padded image (issue 14 rewrote it)."""
+    import dm_pix as pix
+
+    img = jax.random.uniform(jax.random.key(1), (30, 26, 3))
+    r = kernel // 2
+    ref = pix.gaussian_blur(jnp.pad(img, ((r, r), (r, r), (0, 0)), mode="reflect"), sigma, kernel, padding="VALID")
+    np.testing.assert_allclose(A._blur(img, jnp.float32(sigma), kernel), ref, atol=2e-6)
+    batch = jax.random.uniform(jax.random.key(2), (4, 12, 12, 1))
+    sigmas = jnp.array([0.2, 0.5, 1.0, 2.0])
+    per_image = jax.vmap(lambda x, s: A._blur(x, s, 3))(batch, sigmas)  # as augment() calls it
+    for b in range(4):
+        ref = pix.gaussian_blur(jnp.pad(batch[b], ((1, 1), (1, 1), (0, 0)), mode="reflect"), sigmas[b], 3,
+                                padding="VALID")
+        np.testing.assert_allclose(per_image[b], ref, atol=2e-6)

@@ -107,10 +107,22 @@ def _color_jitter(key, img, spec: ViewSpec):
 
 
 def _blur(img, sigma, kernel: int):
-    """Gaussian blur with reflected borders (torchvision's padding; zero padding darkens the edges)."""
+    """Gaussian blur with reflected borders (torchvision's padding; zero padding darkens the edges).
+
+    dm-pix's separable kernel (exp(-x^2 / 2 sigma^2) over x = -r..r, normalised; along W, then H), written
+    as weighted sums of shifted slices rather than pix.gaussian_blur's depthwise convolutions: each image
+    has its own sigma, and vmapped per-image convolutions became grouped convolutions that took 78 of a
+    1030 ms CPU step (docs/performance.md); slices stay elementwise under vmap. Same values to float32
+    round-off (tests/test_pipeline.py).
+    """
     r = kernel // 2
+    h, w = img.shape[:2]
+    x = jnp.arange(-r, r + 1, dtype=jnp.float32)
+    taps = jnp.exp(-x ** 2 / (2.0 * sigma ** 2))
+    taps = taps / jnp.sum(taps)
     padded = jnp.pad(img, ((r, r), (r, r), (0, 0)), mode="reflect")
-    return pix.gaussian_blur(padded, sigma, kernel, padding="VALID")
+    across = sum(taps[j] * padded[:, j:j + w, :] for j in range(2 * r + 1))
+    return sum(taps[i] * across[i:i + h, :, :] for i in range(2 * r + 1))
 
 
 def augment_one(key, img, spec: ViewSpec, crop: bool = True):

@@ -1,0 +1,123 @@
+"""Where a training step's time goes: a jax.profiler trace of the project's step, summed by part.
+
+  python benchmarks/profile_step.py                       # the CPU default (small convnet, batch 256, VICReg)
+  python benchmarks/profile_step.py --encoder=resnet18 --batch=64 --top=30
+
+Runs `--steps` steps of `train.Trainer.step_fn` under `jax.profiler.trace`
+(synthetic 28x28x1 data, so the input pipeline is not in it), reads the
+trace's per-op events (XLA:CPU records one per executed thunk: each fusion,
+convolution, dot, copy), and attributes each op to a part of the step by its
+HLO metadata (the jax source path that produced it): convolution forward /
+backward, BatchNorm, projector, loss, augmentation, online probe, optimiser,
+other. Prints ms per step per part and the `--top` most expensive ops with
+their HLO shapes; the trace directory can also be opened in TensorBoard's
+profile plugin or Perfetto. XLA:CPU runs independent ops of one step at the
+same time on its two cores, so op times add up to more than the step's wall
+time: read the shares, not a sum.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import gzip
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+# (part, test on the op's metadata op_name / op text), first match wins
+PARTS = [
+    ("augmentation", lambda n: "augment" in n or "vmap(" in n),  # per-image ops (crop, blur) are vmapped
+    ("online probe", lambda n: "probe" in n),
+    ("optimiser", lambda n: any(k in n for k in ("lars", "sgd", "optax", "apply_updates", "scale_by", "trace"))),
+    ("conv backward", lambda n: "transpose(" in n and "/Conv" in n),
+    ("conv forward", lambda n: "/Conv" in n),
+    ("encoder BatchNorm + ReLU backward", lambda n: "transpose(" in n and "backbone" in n),
+    ("encoder BatchNorm + ReLU forward", lambda n: "backbone" in n),
+    ("projector backward", lambda n: "transpose(" in n and "/proj" in n),
+    ("projector forward", lambda n: "/proj" in n),
+    ("loss", lambda n: "loss" in n or "vicreg" in n),
+]
+
+
+def part_of(op_name: str) -> str:
+    for name, test in PARTS:
+        if test(op_name):
+            return name
+    return "other"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--encoder", default="small")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--top", type=int, default=15)
+    p.add_argument("--trace_dir", default="")
+    a = p.parse_args()
+    import jax
+
+    from duality import runtime, train
+    from train_step import config
+
+    runtime.tune_allocator()  # as the entry points do
+    t = train.Trainer(config(a.encoder, a.batch, 28, 1, "float32"))
+    state = t.init_state(0)
+    batch = t.device_batch(t.data.train.batch(0))
+    for _ in range(2):  # compile, warm up
+        state, m = t.step_fn(state, batch)
+        jax.block_until_ready(m)
+    out = a.trace_dir or tempfile.mkdtemp(prefix="duality-profile-")
+    t0 = time.perf_counter()
+    with jax.profiler.trace(out, create_perfetto_trace=True):
+        for _ in range(a.steps):
+            state, m = t.step_fn(state, batch)
+            jax.block_until_ready(m)
+    wall = (time.perf_counter() - t0) / a.steps
+    hlo = t.compile_step(state, batch).as_text()
+    meta, text = {}, {}
+    for line in hlo.splitlines():
+        mt = re.match(r"\s*(?:ROOT )?%?([\w.\-]+) = (.*)", line)
+        if mt:
+            name = mt.group(1)
+            text.setdefault(name, mt.group(2))
+            on = re.search(r'op_name="([^"]*)"', line)
+            if on and name not in meta:
+                meta[name] = on.group(1)
+    trace = glob.glob(os.path.join(out, "**", "*.trace.json.gz"), recursive=True)
+    if not trace:
+        raise SystemExit(f"no trace written under {out}")
+    events = json.load(gzip.open(trace[0]))["traceEvents"]
+    per_op = collections.Counter()
+    for e in events:
+        if e.get("ph") == "X" and e.get("name") in text:
+            per_op[e["name"]] += e["dur"] / 1e3 / a.steps
+    parts = collections.Counter()
+    for op, ms in per_op.items():
+        parts[part_of(meta.get(op, ""))] += ms
+    total = sum(parts.values())
+    print(f"{a.encoder}, batch {a.batch} x 2 views, jax {jax.__version__} on {jax.device_count()} "
+          f"{jax.default_backend()} device(s); {wall * 1e3:.0f} ms per step under the profiler; op time summed "
+          f"{total:.0f} ms per step (ops overlap on the cores); trace: {out}\n")
+    print("| part of the step | op ms per step | share |")
+    print("|---|---:|---:|")
+    for name, ms in parts.most_common():
+        print(f"| {name} | {ms:.0f} | {100 * ms / total:.0f}% |")
+    print(f"\n| op | ms per step | part | HLO |\n|---|---:|---|---|")
+    for op, ms in per_op.most_common(a.top):
+        print(f"| {op} | {ms:.1f} | {part_of(meta.get(op, ''))} | `{text[op][:90]}` |")
+    others = [(op, ms) for op, ms in per_op.most_common() if part_of(meta.get(op, "")) == "other"][:8]
+    print("\nlargest ops in 'other' (jax source path):")
+    for op, ms in others:
+        print(f"  {op:28s} {ms:6.1f} ms  {meta.get(op, '(no metadata)')[:110]}")
+
+
+if __name__ == "__main__":
+    main()
