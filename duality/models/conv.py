@@ -5,8 +5,8 @@ strided one badly: the input gradient becomes a convolution over the output
 gradient dilated with zeros (three of four multiply-adds of a stride-2 layer
 are with an inserted zero) and the weight gradient a window-dilated
 convolution fed by a transposed copy of the input (docs/performance.md). On a
-2-core CPU the small convnet's 32->64 stride-2 layer took 605 ms forward +
-backward at batch 256, PyTorch 34% of that.
+2-core CPU the small convnet's 32->64 stride-2 layer took 288 ms forward +
+backward at batch 256, against PyTorch's 74 ms.
 
 `conv2d(..., backward="dot")` keeps XLA's forward convolution and writes the
 backward pass as what it is (a `jax.custom_vjp`), with im2col patches:
@@ -21,8 +21,8 @@ backward pass as what it is (a `jax.custom_vjp`), with im2col patches:
   interleaved by a reshape.
 
 The function is the same convolution; gradients agree with XLA's to float32
-round-off (tests/test_models.py). Forward + backward on the small convnet's
-layers: 1.6x (conv1) to 2.4x (conv2) faster; roughly even at 7x7x128
+round-off (tests/test_layers.py). Forward + backward of the small convnet's
+layers, same run: 1.4x (conv3) to 3.0x (conv2) faster than XLA's gradients
 (benchmarks/conv_vs_pytorch.py). On GPU and TPU XLA's own gradients are the
 fast ones, so `backward="auto"` means "dot" on CPU only, and "xla" where the
 patch matrix would exceed `DOT_MAX_BYTES` (a 7x7 ImageNet stem at batch 256).
