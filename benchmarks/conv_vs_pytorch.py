@@ -3,6 +3,7 @@ is slower.
 
   python benchmarks/conv_vs_pytorch.py                 # every layer of the small convnet and its projector
   python benchmarks/conv_vs_pytorch.py --batch=512 --rounds=5
+  python benchmarks/conv_vs_pytorch.py --layers=resnet18   # one of each distinct 3x3 convolution of ResNet-18
 
 Each row is one layer of the CPU default's model at batch `--batch` (28x28x1 input): a 3x3
 convolution, a BatchNorm + ReLU, or a Linear, timed forward alone and forward + backward (the
@@ -29,6 +30,15 @@ LAYERS = [("conv1 1->32 s1 28x28", "conv", (28, 28, 1), 32, 1),
           ("bn+relu 14x14x64", "bn", (14, 14, 64), 64, 1),
           ("linear 512->1024", "dense", (512,), 1024, 1),
           ("linear 1024->1024", "dense", (1024,), 1024, 1)]
+# ResNet-18 with the CIFAR stem at 28x28: one of each distinct 3x3 convolution
+RESNET18 = [("stem 1->64 s1 28x28", "conv", (28, 28, 1), 64, 1),
+            ("layer1 64->64 s1 28x28", "conv", (28, 28, 64), 64, 1),
+            ("layer2 64->128 s2 28x28", "conv", (28, 28, 64), 128, 2),
+            ("layer2 128->128 s1 14x14", "conv", (14, 14, 128), 128, 1),
+            ("layer3 128->256 s2 14x14", "conv", (14, 14, 128), 256, 2),
+            ("layer3 256->256 s1 7x7", "conv", (7, 7, 256), 256, 1),
+            ("layer4 256->512 s2 7x7", "conv", (7, 7, 256), 512, 2),
+            ("layer4 512->512 s1 4x4", "conv", (4, 4, 512), 512, 1)]
 
 
 def jax_fns(kind, shape, cout, stride, batch, impl="auto"):
@@ -114,6 +124,7 @@ def main():
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--layers", default="small", help="small (the CPU default's layers), resnet18, or both: small,resnet18")
     a = p.parse_args()
     from duality import runtime
 
@@ -129,7 +140,8 @@ def main():
     print("\n| layer | JAX fwd ms | torch fwd ms | JAX/torch fwd | XLA fwd+bwd ms | JAX fwd+bwd ms | torch fwd+bwd ms "
           "| XLA/torch fwd+bwd | JAX/torch fwd+bwd |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, kind, shape, cout, stride in LAYERS:
+    layers = {"small": LAYERS, "resnet18": RESNET18}
+    for name, kind, shape, cout, stride in [row for key in a.layers.split(",") for row in layers[key]]:
         fns = dict(zip(("jf", "jb"), jax_fns(kind, shape, cout, stride, a.batch)))
         fns["xb"] = jax_fns(kind, shape, cout, stride, a.batch, impl="xla")[1]
         fns.update(zip(("tf", "tb"), torch_fns(kind, shape, cout, stride, a.batch)))
@@ -139,8 +151,8 @@ def main():
                 fn()  # warm-up (the first call compiles)
                 times[k] += timed(fn, a.steps)
         ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
-        print(f"| {name} | {ms['jf']:.2f} | {ms['tf']:.2f} | {ms['jf'] / ms['tf']:.2f} | {ms['xb']:.2f} | {ms['jb']:.2f} | "
-              f"{ms['tb']:.2f} | {ms['xb'] / ms['tb']:.2f} | {ms['jb'] / ms['tb']:.2f} |", flush=True)
+        print(f"| {name} | {ms['jf']:.2f} | {ms['tf']:.2f} | {ms['jf'] / ms['tf']:.2f} | {ms['xb']:.2f} | "
+              f"{ms['jb']:.2f} | {ms['tb']:.2f} | {ms['xb'] / ms['tb']:.2f} | {ms['jb'] / ms['tb']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
