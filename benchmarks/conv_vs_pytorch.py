@@ -129,6 +129,7 @@ def main():
     from duality import runtime
 
     runtime.tune_allocator()  # as the entry points do (docs/performance.md); the same process runs both frameworks
+    runtime.tune_xla_cpu()
     import jax
     import torch
 

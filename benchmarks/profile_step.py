@@ -68,6 +68,7 @@ def main():
     from train_step import config
 
     runtime.tune_allocator()  # as the entry points do
+    runtime.tune_xla_cpu()
     t = train.Trainer(config(a.encoder, a.batch, 28, 1, "float32"))
     state = t.init_state(0)
     batch = t.device_batch(t.data.train.batch(0))

@@ -83,6 +83,7 @@ def main():
     from duality import runtime
 
     runtime.tune_allocator()  # as the entry points do (docs/performance.md)
+    runtime.tune_xla_cpu()
     print(f"backend: {jax.default_backend()} ({jax.devices()[0].device_kind}) x {jax.device_count()}, "
           f"jax {jax.__version__}, method vicreg, {a.dtype}")
     head = f"{'encoder':<9} {'batch':>6} {'size':>5} {'compile s':>9} {'step ms':>10} {'img/s':>10} {'data':>9} {'GFLOP/step':>11}"

@@ -185,6 +185,7 @@ def main(argv):
     from duality import distributed, runtime
 
     runtime.tune_allocator()  # before the first large array: freed memory is reused, not faulted in again
+    runtime.tune_xla_cpu()  # before the backend starts: XLA's multi-threaded convolutions and products
 
     try:
         how = distributed.initialize(FLAGS.distributed, FLAGS.coordinator_address, FLAGS.num_processes,

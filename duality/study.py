@@ -595,6 +595,7 @@ def main(argv=None):
         from duality import runtime
 
         runtime.tune_allocator()  # as duality.main does
+        runtime.tune_xla_cpu()
         study, workdir = FLAGS.config, FLAGS.workdir
         all_cells = cells(study)
         if FLAGS.list:

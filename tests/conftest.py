@@ -21,6 +21,9 @@ _flag = "--xla_force_host_platform_device_count=8"
 if _flag not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _flag).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+from duality import runtime  # noqa: E402  (imports no jax)
+
+runtime.tune_xla_cpu()  # the XLA:CPU settings the entry points run with, so the tests see the same programs
 
 if os.environ.get("DUALITY_TEST_COMPILE_CACHE", "1") != "0" and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     _cache = tempfile.mkdtemp(prefix="duality-test-jax-cache-")

@@ -9,6 +9,7 @@ and across devices (statistics over the global batch), with the same
 parameter names so checkpoints load either way.
 """
 import functools
+import os
 
 import flax.linen as nn
 import jax
@@ -173,3 +174,21 @@ def test_tune_allocator_is_idempotent_and_can_be_turned_off(monkeypatch):
     monkeypatch.setattr(runtime, "_done", None)
     monkeypatch.delenv("DUALITY_ALLOCATOR")
     assert runtime.tune_allocator() is first  # on again when the variable is gone
+
+
+def test_tune_xla_cpu_keeps_ynnpack_for_reductions_only(monkeypatch):
+    """conftest applied it before jax started: convolutions and products go to XLA's multi-threaded kernels."""
+    assert runtime.tune_xla_cpu() is True
+    x, w = jnp.ones((2, 8, 8, 4)), jnp.ones((3, 3, 4, 4))
+    conv = jax.jit(lambda x, w: C.conv2d(x, w, padding=(1, 1), backward="xla")).lower(x, w).compile().as_text()
+    big = jnp.ones((64, 28, 28, 32))  # a BatchNorm's moments: small reductions are XLA's own loops either way
+    total = jax.jit(lambda x: jnp.sum(x * x, axis=(0, 1, 2))).lower(big).compile().as_text()
+    if jax.default_backend() == "cpu":
+        assert "__ynn_fusion" not in conv and "convolution(" in conv
+        assert "__ynn_fusion" in total
+    # The backend has started: a process without the flag cannot get it now, and says so.
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+    assert runtime.tune_xla_cpu() is False
+    assert runtime.YNN_FLAG not in os.environ["XLA_FLAGS"]
+    monkeypatch.setenv("XLA_FLAGS", f"{runtime.YNN_FLAG}=individual_dot")  # the user's own choice is kept
+    assert runtime.tune_xla_cpu() is False and os.environ["XLA_FLAGS"] == f"{runtime.YNN_FLAG}=individual_dot"
