@@ -45,15 +45,16 @@ def test_dot_gradients_equal_xla(shape, k, s, p, cout):
     w = jnp.asarray(rng.normal(size=(k, k, shape[-1], cout)).astype(np.float32))
     t = None
     outs = {}
-    for how in ("xla", "dot"):
+    for how in ("xla", "dot", "mixed"):
         f = functools.partial(C.conv2d, stride=(s, s), padding=(p, p), backward=how)
         y = f(x, w)
         if t is None:
             t = jnp.asarray(rng.normal(size=y.shape).astype(np.float32))  # a non-uniform cotangent
         outs[how] = (y, *jax.grad(lambda x, w: jnp.sum(f(x, w) * t), argnums=(0, 1))(x, w))
-    for a, b, what in zip(outs["dot"], outs["xla"], ("output", "input gradient", "weight gradient")):
-        assert a.shape == b.shape, what
-        assert _rel(a, b) < 2e-6, (what, _rel(a, b))
+    for how in ("dot", "mixed"):
+        for a, b, what in zip(outs[how], outs["xla"], ("output", "input gradient", "weight gradient")):
+            assert a.shape == b.shape, (how, what)
+            assert _rel(a, b) < 2e-6, (how, what, _rel(a, b))
 
 
 def test_patches_and_col2im_are_adjoint():
@@ -69,7 +70,7 @@ def test_patches_and_col2im_are_adjoint():
 
 def test_conv_module_keeps_flax_parameters_and_init():
     x = jnp.ones((2, 12, 12, 3))
-    for backward in ("dot", "xla", "auto"):
+    for backward in ("dot", "xla", "mixed", "auto"):
         ours = C.conv(8, (3, 3), (2, 2), padding=1, backward=backward)
         theirs = nn.Conv(8, (3, 3), (2, 2), padding=1, use_bias=False, kernel_init=C.conv_init)
         a, b = ours.init(jax.random.key(3), x), theirs.init(jax.random.key(3), x)
@@ -80,11 +81,19 @@ def test_conv_module_keeps_flax_parameters_and_init():
         C.conv2d(x, a["params"]["kernel"], backward="fast")
 
 
-def test_auto_is_dot_on_cpu_below_the_memory_cap():
-    assert C.resolve("auto", (256, 28, 28, 32), (3, 3), (2, 2), (1, 1), 4) == ("dot" if jax.default_backend() == "cpu"
-                                                                               else "xla")
+@pytest.mark.parametrize("xla_flags,strided,plain", [
+    ("--xla_cpu_experimental_ynn_fusion_type=reduce", "mixed", "xla"),  # runtime.tune_xla_cpu in effect
+    ("", "dot", "dot"),                                                  # XLA's defaults (DUALITY_XLA=default)
+])
+def test_auto_follows_how_xla_runs_convolutions(monkeypatch, xla_flags, strided, plain):
+    """On CPU, "auto" picks per layer from which gradients XLA:CPU runs faster under the process's flags."""
+    monkeypatch.setenv("XLA_FLAGS", xla_flags)
+    cpu = jax.default_backend() == "cpu"
+    assert C.resolve("auto", (256, 28, 28, 32), (3, 3), (2, 2), (1, 1), 4) == (strided if cpu else "xla")
+    assert C.resolve("auto", (256, 28, 28, 64), (3, 3), (1, 1), (1, 1), 4) == (plain if cpu else "xla")
     assert C.resolve("auto", (256, 224, 224, 3), (7, 7), (2, 2), (3, 3), 4) == "xla"  # 1.9 GB of patches
     assert C.resolve("dot", (256, 224, 224, 3), (7, 7), (2, 2), (3, 3), 4) == "dot"  # asked for explicitly
+    assert C.resolve("mixed", (256, 28, 28, 64), (3, 3), (1, 1), (1, 1), 4) == "mixed"
 
 
 def _flax_bn(**kw):

@@ -23,9 +23,21 @@ backward pass as what it is (a `jax.custom_vjp`), with im2col patches:
 The function is the same convolution; gradients agree with XLA's to float32
 round-off (tests/test_layers.py). Forward + backward of the small convnet's
 layers, same run: 1.4x (conv3) to 3.0x (conv2) faster than XLA's gradients
-(benchmarks/conv_vs_pytorch.py). On GPU and TPU XLA's own gradients are the
-fast ones, so `backward="auto"` means "dot" on CPU only, and "xla" where the
-patch matrix would exceed `DOT_MAX_BYTES` (a 7x7 ImageNet stem at batch 256).
+(benchmarks/conv_vs_pytorch.py) -- while XLA:CPU ran convolutions through
+single-threaded YNNPACK fusions.
+
+`runtime.tune_xla_cpu` moves convolutions back to XLA's multi-threaded
+kernels, and that changes the balance (docs/performance.md, third round):
+XLA's weight gradient becomes the faster one on every layer of both encoders
+(32->64 stride 2 at batch 512: 94 against 180 ms; ResNet-18's 64->64 at 28x28:
+528 against 934 ms), its input gradient the faster one for stride 1 (370
+against 481 ms), while the product input gradient stays ahead for stride 2
+(57 against 77 ms). `backward="mixed"` is XLA's weight gradient with the
+product input gradient. So `backward="auto"` on CPU means: "xla" for stride-1
+layers and "mixed" for strided ones when `tune_xla_cpu` is in effect, "dot"
+when it is not; "xla" on GPU and TPU, where XLA's own gradients are the fast
+ones, and wherever the patch (or tap-contribution) matrix would exceed
+`DOT_MAX_BYTES` (a 7x7 ImageNet stem at batch 256).
 
 `Conv` is a drop-in for `flax.linen.Conv` as the models use it (no bias,
 symmetric integer padding, one group): the same class name and `kernel`
@@ -35,6 +47,7 @@ checkpoints and initialisations are unchanged.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -43,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-BACKWARDS = ("auto", "xla", "dot")
+BACKWARDS = ("auto", "xla", "dot", "mixed")
 DOT_MAX_BYTES = 1 << 30  # above this patch-matrix size "auto" keeps XLA's gradients (memory)
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
@@ -120,6 +133,30 @@ def _conv_dot_bwd(stride, padding, res, g):
 _conv_dot.defvjp(_conv_dot_fwd, _conv_dot_bwd)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_mixed(x, w, stride, padding):
+    return _xla(x, w, stride, padding)
+
+
+def _conv_mixed_bwd(stride, padding, res, g):
+    x, w = res
+    kh, kw, cin, cout = w.shape
+    # XLA's own weight gradient (a convolution of the input with the output gradient), the product input gradient
+    dw = jax.vjp(lambda w_: _xla(x, w_, stride, padding), w)[1](g)[0]
+    dx = col2im((g.reshape(-1, cout) @ w.reshape(kh * kw * cin, cout).T).reshape(*g.shape[:3], -1),
+                x.shape, (kh, kw), stride, padding)
+    return dx.astype(x.dtype), dw.astype(w.dtype)
+
+
+_conv_mixed.defvjp(_conv_dot_fwd, _conv_mixed_bwd)
+
+
+def _xla_convs_threaded() -> bool:
+    """Whether XLA:CPU runs this process's convolutions on its multi-threaded kernels (`runtime.tune_xla_cpu`)."""
+    from duality import runtime
+    return f"{runtime.YNN_FLAG}=reduce" in os.environ.get("XLA_FLAGS", "")
+
+
 def resolve(backward: str, x_shape, kernel, stride, padding, itemsize: int) -> str:
     """The gradient implementation `backward` means for this layer ("xla" or "dot")."""
     if backward not in BACKWARDS:
@@ -130,14 +167,20 @@ def resolve(backward: str, x_shape, kernel, stride, padding, itemsize: int) -> s
         return "xla"
     n, h, w, c = x_shape
     ho, wo = (h + 2 * padding[0] - kernel[0]) // stride[0] + 1, (w + 2 * padding[1] - kernel[1]) // stride[1] + 1
-    return "dot" if n * ho * wo * kernel[0] * kernel[1] * c * itemsize <= DOT_MAX_BYTES else "xla"
+    if n * ho * wo * kernel[0] * kernel[1] * c * itemsize > DOT_MAX_BYTES:
+        return "xla"
+    if not _xla_convs_threaded():
+        return "dot"
+    return "mixed" if max(stride) > 1 else "xla"
 
 
 def conv2d(x, w, stride=(1, 1), padding=(0, 0), backward: str = "auto"):
     """NHWC x HWIO convolution with symmetric zero padding; `backward` picks how it is differentiated."""
     stride, padding = tuple(stride), tuple(padding)
     how = resolve(backward, x.shape, w.shape[:2], stride, padding, np.dtype(x.dtype).itemsize)
-    return _conv_dot(x, w, stride, padding) if how == "dot" else _xla(x, w, stride, padding)
+    if how == "dot":
+        return _conv_dot(x, w, stride, padding)
+    return _conv_mixed(x, w, stride, padding) if how == "mixed" else _xla(x, w, stride, padding)
 
 
 class Conv(nn.Module):

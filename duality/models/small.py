@@ -20,7 +20,7 @@ class SmallConvNet(nn.Module):
     widths: Sequence[int] = (32, 64, 128, 256)
     axis_name: Any = None
     dtype: Any = jnp.float32
-    conv_backward: str = "auto"  # models/conv.py: "dot" (matrix-product gradients, CPU) or "xla"
+    conv_backward: str = "auto"  # models/conv.py: "auto" (per layer, from the platform), "xla", "dot" or "mixed"
 
     @nn.compact
     def __call__(self, x, train: bool = True):
