@@ -82,7 +82,7 @@ def test_conv_module_keeps_flax_parameters_and_init():
 
 
 @pytest.mark.parametrize("xla_flags,strided,plain", [
-    ("--xla_cpu_experimental_ynn_fusion_type=reduce", "mixed", "xla"),  # runtime.tune_xla_cpu in effect
+    ("--xla_cpu_experimental_ynn_fusion_type=reduce", "dot", "xla"),    # runtime.tune_xla_cpu in effect
     ("", "dot", "dot"),                                                  # XLA's defaults (DUALITY_XLA=default)
 ])
 def test_auto_follows_how_xla_runs_convolutions(monkeypatch, xla_flags, strided, plain):

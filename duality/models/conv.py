@@ -33,11 +33,16 @@ XLA's weight gradient becomes the faster one on every layer of both encoders
 528 against 934 ms), its input gradient the faster one for stride 1 (370
 against 481 ms), while the product input gradient stays ahead for stride 2
 (57 against 77 ms). `backward="mixed"` is XLA's weight gradient with the
-product input gradient. So `backward="auto"` on CPU means: "xla" for stride-1
-layers and "mixed" for strided ones when `tune_xla_cpu` is in effect, "dot"
-when it is not; "xla" on GPU and TPU, where XLA's own gradients are the fast
-ones, and wherever the patch (or tap-contribution) matrix would exceed
-`DOT_MAX_BYTES` (a 7x7 ImageNet stem at batch 256).
+product input gradient. In a whole step the strided layers tell otherwise:
+XLA's weight gradient wants the layer's input transposed to (C, H, W, N), and
+when that input is a BatchNorm + ReLU output the transposing copy (BatchNorm
+recomputed inside it) costs more than it saves: the small convnet's step took
+1004 ms with "mixed" against 924-935 ms with "dot" for its stride-2 layers.
+So `backward="auto"` on CPU means: "xla" for stride-1 layers and "dot" for
+strided ones when `tune_xla_cpu` is in effect, "dot" for all when it is not;
+"xla" on GPU and TPU, where XLA's own gradients are the fast ones, and
+wherever the patch matrix would exceed `DOT_MAX_BYTES` (a 7x7 ImageNet stem
+at batch 256).
 
 `Conv` is a drop-in for `flax.linen.Conv` as the models use it (no bias,
 symmetric integer padding, one group): the same class name and `kernel`
@@ -171,7 +176,7 @@ def resolve(backward: str, x_shape, kernel, stride, padding, itemsize: int) -> s
         return "xla"
     if not _xla_convs_threaded():
         return "dot"
-    return "mixed" if max(stride) > 1 else "xla"
+    return "dot" if max(stride) > 1 else "xla"
 
 
 def conv2d(x, w, stride=(1, 1), padding=(0, 0), backward: str = "auto"):
