@@ -33,12 +33,13 @@ XLA's weight gradient becomes the faster one on every layer of both encoders
 528 against 934 ms), its input gradient the faster one for stride 1 (370
 against 481 ms), while the product input gradient stays ahead for stride 2
 (57 against 77 ms). `backward="mixed"` is XLA's weight gradient with the
-product input gradient. In a whole step the strided layers tell otherwise:
-XLA's weight gradient wants the layer's input transposed to (C, H, W, N), and
-when that input is a BatchNorm + ReLU output the transposing copy (BatchNorm
-recomputed inside it) costs more than it saves: the small convnet's step took
-1004 ms with "mixed" against 924-935 ms with "dot" for its stride-2 layers.
-So `backward="auto"` on CPU means: "xla" for stride-1 layers and "dot" for
+product input gradient. In a whole step the strided layers gain nothing
+from it: XLA's weight gradient wants the layer's input transposed to
+(C, H, W, N), and when that input is a BatchNorm + ReLU output XLA recomputes
+the BatchNorm inside the transposing copy. The small convnet's step (all its
+strided layers) took 528 ms with "mixed" against 529 ms with "dot" on a quiet
+machine, 1004 against 935 ms on a shared one; ResNet-18's 12.4 against 12.6 s
+(benchmarks/conv_rules.py). So `backward="auto"` on CPU means: "xla" for stride-1 layers and "dot" for
 strided ones when `tune_xla_cpu` is in effect, "dot" for all when it is not;
 "xla" on GPU and TPU, where XLA's own gradients are the fast ones, and
 wherever the patch matrix would exceed `DOT_MAX_BYTES` (a 7x7 ImageNet stem
@@ -163,7 +164,7 @@ def _xla_convs_threaded() -> bool:
 
 
 def resolve(backward: str, x_shape, kernel, stride, padding, itemsize: int) -> str:
-    """The gradient implementation `backward` means for this layer ("xla" or "dot")."""
+    """The gradient implementation `backward` means for this layer ("xla", "dot" or "mixed")."""
     if backward not in BACKWARDS:
         raise ValueError(f"conv backward={backward!r}: use one of {BACKWARDS}")
     if backward != "auto":
