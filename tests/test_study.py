@@ -53,11 +53,14 @@ def test_the_full_duality_study_repeats_every_setting_over_three_seeds():
 def test_the_recipe_sweep_applies_each_setting():
     s = importlib.import_module("configs.studies.recipes").get_config("full")
     cells = {c["name"]: c for c in study.cells(s)}
-    assert len(cells) == len(set(cells)) == 56
+    assert len(cells) == len(set(cells)) == 57
     wide, longer = study.cell_config(s, cells["vicreg_proj2048"]), study.cell_config(s, cells["vicreg_4ep"])
     assert (wide.model.projector, wide.train.epochs, longer.train.epochs) == ("2048-2048-2048", 3, 4)
     crops = study.cell_config(s, cells["vicreg_crop40"]).data.views
     assert [tuple(v["crop_scale"]) for v in crops] == [(0.4, 1.0)] * 2 and crops[1]["solarize_p"] == 0.2
+    both = study.cell_config(s, cells["vicreg_wide_crop40"])
+    assert tuple(both.model.widths) == (32, 64, 128, 512) and [tuple(v["crop_scale"]) for v in both.data.views] == [
+        (0.4, 1.0)] * 2
     small = study.cell_config(s, cells["vicreg_b128"])
     assert (small.data.global_batch, small.optim.warmup_steps, small.optim.base_lr) == (128, 200, 0.3)
     siam = [c for n, c in cells.items() if n.startswith("simsiam") and "groupredscheconstant" in n]
