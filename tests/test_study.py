@@ -48,6 +48,13 @@ def test_the_full_duality_study_repeats_every_setting_over_three_seeds():
     assert len(groups) == 11 and all(sorted(v) == [0, 1, 2] for v in groups.values())
     assert all(a in groups and b in groups for a, b in s.comparisons)  # every comparison names real settings
     assert study.cell_config(s, cells[4]).seed == 1  # vicreg_exp's second seed
+    # configs/vicreg.py's own recipe is wider and crops less; the paper's comparisons keep VICReg on its neighbours'
+    # encoder and views, so that the cells differ in the loss alone.
+    own = importlib.import_module("configs.vicreg").get_config("fashion_mnist")
+    assert tuple(own.model.widths) == (32, 64, 128, 512) and tuple(own.data.views[0]["crop_scale"]) == (0.4, 1.0)
+    for c in cells:
+        cfg, exp = study.cell_config(s, c), study.cell_config(s, cells[4])
+        assert (cfg.model.widths, cfg.data.views) == (exp.model.widths, exp.data.views), c["name"]
 
 
 def test_the_recipe_sweep_applies_each_setting():

@@ -6,6 +6,14 @@ from configs import base
 # The "tiny" argument of every study: the test suite's tiny scale (configs/base.TINY), two steps.
 TINY = [*base.TINY, ("train.steps", 2)]
 
+# The encoder and views every Fashion-MNIST config shares (base.py: 32-64-128-256 channels, crops of 25-100%).
+# configs/vicreg.py departs from both since issue 11 (a 512-channel last stage, 40-100% crops); the studies that
+# compare VICReg with other methods, or sweep its optimiser, pin them back so that VICReg's cells differ from
+# their neighbours in the loss (or the swept knob) only, as when they ran.
+_SHARED = base.get_config("fashion_mnist")
+SHARED_ENCODER_VIEWS = [("model.widths", tuple(_SHARED.model.widths)),
+                        ("data.views", [dict(v) for v in _SHARED.data.views])]
+
 
 def new_study(kind: str, arg: str, args: tuple, doc: str) -> ml_collections.ConfigDict:
     """The fields every Fashion-MNIST study starts with; `arg` checked against `args`."""

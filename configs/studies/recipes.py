@@ -19,22 +19,24 @@ configs/studies/methods.py measures the chosen recipes over 3 seeds.
 arg: "full" = 3 epochs per cell (about 10 minutes each on a 2-core CPU: run it
 as an array job), "tiny" = a few steps on a data subset (the test suite).
 """
-from configs import base
-from configs.studies import TINY, new_study
-from duality.data import augment
+from configs import vicreg
+from configs.studies import SHARED_ENCODER_VIEWS, TINY, new_study
 
 ARGS = ("full", "tiny")
 LARS = [("optim.trust_coefficient", [0.01, 0.02, 0.05]), ("optim.base_lr", [0.3, 0.6])]
 TEMPERATURE = [("method.loss", [{"temperature": t} for t in (0.1, 0.2, 0.5)])]
 # The two grayscale views with crops of 40-100% of the image instead of 25-100%: Fashion-MNIST's classes differ by
 # global shape (a quarter of a shirt can pass for a pullover's), so milder crops may keep what the probe needs.
-CROP40 = [dict(v, crop_scale=(0.4, 1.0)) for v in base._views(augment.grayscale_small_views(28))]
+CROP40 = vicreg.mild_crop_views(28)
+# configs/vicreg.py now carries the last two cells' outcome (wide + milder crops); every VICReg cell below starts
+# from the encoder and views the others share, as when it ran, and names its departures after them.
+PIN = SHARED_ENCODER_VIEWS
 
 
 def get_config(arg: str = "full"):
     c = new_study("recipes", arg, ARGS, __doc__)
     c.entries = [
-        dict(name="vicreg", config="vicreg", axes=LARS),
+        dict(name="vicreg", config="vicreg", overrides=PIN, axes=LARS),
         dict(name="barlow_twins", config="barlow_twins", axes=LARS[:1] + [("optim.base_lr", [0.2, 0.6])]),
         dict(name="simclr", config="simclr", axes=TEMPERATURE + [("optim.base_lr", [0.3, 0.6])]),
         dict(name="dcl", config="dcl", axes=TEMPERATURE),
@@ -71,23 +73,25 @@ def get_config(arg: str = "full"):
         # MoCo v2 at its reference SGD lr (0.06 at batch 256) moved the encoder 0.33 in 702 steps (the LARS
         # methods: 1.0-1.8) and reached +3.6 over the random encoder: solo-learn's small-data SGD lr 0.3, and
         # base.py's LARS.
-        dict(name="moco_sgd", config="moco", axes=[("optim.base_lr", [0.3])]),
+        # (configs/moco.py has used the LARS recipe since: the SGD cell names its optimiser.)
+        dict(name="moco_sgd", config="moco", overrides=[("optim.name", "sgd"), ("optim.weight_decay", 5e-4)],
+             axes=[("optim.base_lr", [0.3])]),
         dict(name="moco_lars", config="moco", overrides=[("optim.name", "lars"), ("optim.weight_decay", 1e-6)],
              axes=[("optim.base_lr", [0.3])]),
         # The main job's margin over 90% (its recipe: 90.41 +- 0.18 over seeds 0-2, one fresh-clone run 89.93): a
         # wider projector (the paper, Sec. 5: projector capacity is what VICReg-type losses need; about 1.3x the
         # step) and a fourth epoch (936 steps, about 550 s of training on the 2-core AMD VM, inside 15 minutes).
-        dict(name="vicreg_proj2048", config="vicreg", overrides=[("model.projector", "2048-2048-2048")]),
-        dict(name="vicreg_4ep", config="vicreg", overrides=[("train.epochs", 4)]),
+        dict(name="vicreg_proj2048", config="vicreg", overrides=[*PIN, ("model.projector", "2048-2048-2048")]),
+        dict(name="vicreg_4ep", config="vicreg", overrides=[*PIN, ("train.epochs", 4)]),
         # Neither moved seed 0 by more than the seeds' spread (0.2-0.3 points), so three structural levers, each
         # at the same 3 epochs: twice the optimiser steps (batch 128, the warm-up the same 43% of an epoch), a
         # 512-channel last stage (1024 probe features; about 1.3x the step), and milder crops.
-        dict(name="vicreg_b128", config="vicreg", overrides=[("data.global_batch", 128), ("optim.warmup_steps", 200)]),
-        dict(name="vicreg_wide", config="vicreg", overrides=[("model.widths", (32, 64, 128, 512))]),
-        dict(name="vicreg_crop40", config="vicreg", overrides=[("data.views", CROP40)]),
+        dict(name="vicreg_b128", config="vicreg", overrides=[*PIN, ("data.global_batch", 128), ("optim.warmup_steps", 200)]),
+        dict(name="vicreg_wide", config="vicreg", overrides=[*PIN, ("model.widths", vicreg.WIDE)]),
+        dict(name="vicreg_crop40", config="vicreg", overrides=[*PIN, ("data.views", CROP40)]),
         # Both moved seed 0 by more than the spread (wide 90.95, crops 90.79, against 89.93-90.40): together.
         dict(name="vicreg_wide_crop40", config="vicreg",
-             overrides=[("model.widths", (32, 64, 128, 512)), ("data.views", CROP40)]),
+             overrides=[("model.widths", vicreg.WIDE), ("data.views", CROP40)]),  # = configs/vicreg.py
     ]
     c.common = []
     if arg == "tiny":
