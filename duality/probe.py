@@ -48,10 +48,12 @@ def online_accuracy(logits, labels, axis_name=None):
 # L2 penalties (on the mean cross-entropy) the held-out split chooses from. For reference, scikit-learn's
 # LogisticRegression(C=1) on n examples is l2 = 1 / n: 1.9e-5 on 54,000 Fashion-MNIST images.
 L2_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
-# L-BFGS stopping rule: the gradient norm (of the preconditioned objective), or an iteration cap. On the
+# L-BFGS stopping rule: the norm of the objective's gradient in W below TOL, or an iteration cap. On the
 # default checkpoint's 512-d features (l2 1e-4) 50 iterations give test top-1 90.58%, 200 give 90.62% at
-# gradient norm 4e-4: the last digits of the objective move the accuracy by hundredths of a point.
-MAX_ITER, TOL = 300, 1e-4
+# gradient norm 4e-4: the last digits of the objective move the accuracy by hundredths of a point. The
+# 1024-d features of the wider VICReg encoder need more: 300 iterations left the gradient at 4e-4 (91.02%),
+# 623 reached 2e-5 (91.03%), so the cap is 1000 and a finished probe reports converged.
+MAX_ITER, TOL = 1000, 1e-4
 # Choosing the penalty needs only the held-out ranking, which 100 iterations settle (the chosen one is then
 # refitted on all of train from that solution, up to MAX_ITER): the end-of-run probes take a third of the time.
 SELECT_ITER = 100
@@ -154,6 +156,7 @@ _logits.defvjp(_logits_fwd, _logits_bwd)
 @partial(jax.jit, static_argnums=(7, 8))
 def _path(xs, xp, xp_t, ys, p, u0, l2s, max_iter, tol):
     solver = optax.lbfgs()
+    scale = 1.0 / jnp.linalg.norm(p, axis=0)  # s: P's columns are V's, divided by s
 
     def solve(u_start, l2):
         def fun(u):  # objective(W = P U) on the features X, evaluated as (X P) U
@@ -171,7 +174,10 @@ def _path(xs, xp, xp_t, ys, p, u0, l2s, max_iter, tol):
         def going(carry):
             _, state = carry
             count = optax.tree_utils.tree_get(state, "count")
-            gnorm = optax.tree_utils.tree_norm(optax.tree_utils.tree_get(state, "grad"))
+            g = optax.tree_utils.tree_get(state, "grad")
+            # The rule is on the objective's gradient in W, the one reported: with P = V diag(1 / s) and
+            # W = P U, dL/dW = V diag(s) dL/dU, whose norm is that of s * dL/dU (V is orthogonal).
+            gnorm = jnp.sqrt(jnp.sum(jnp.square(scale[:, None] * g["w"])) + jnp.sum(jnp.square(g["b"])))
             return (count == 0) | ((count < max_iter) & (gnorm >= tol))
 
         u, state = jax.lax.while_loop(going, step, (u_start, solver.init(u_start)))
