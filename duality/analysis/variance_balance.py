@@ -14,7 +14,8 @@ the hinge gives back.
 
 It also reports the covariance term's floor at the measured scale: a batch of N < M samples has a
 covariance matrix of rank r <= N - 1, whose off-diagonal energy cannot fall below
-((sum_i C_ii)^2 / r - sum_i C_ii^2) / M however the dimensions are arranged. The distance between the
+((sum_i C_ii)^2 / r - sum_i C_ii^2) / M however the dimensions are arranged (summed over the two
+branches, as VICReg's covariance term is). The distance between the
 covariance term and that floor is the redundancy the projector keeps.
 """
 from __future__ import annotations
@@ -61,7 +62,9 @@ def summary(z1, z2, rows: list[dict], batch: int = 256) -> dict:
     best = min(rows, key=lambda r: r["loss"])
     std = np.asarray(z1, np.float64).std(0)
     n = (len(z1) // batch) * batch
-    floor = float(np.mean([covariance_floor(z1[s:s + batch]) for s in range(0, n, batch)]))
+    # VICReg's covariance term is c(z1) + c(z2): its floor is the sum of the two branches' floors.
+    floor = float(np.mean([covariance_floor(z1[s:s + batch]) + covariance_floor(z2[s:s + batch])
+                           for s in range(0, n, batch)]))
     at_one = min(rows, key=lambda r: abs(r["scale"] - 1.0))
     return {"best_scale": best["scale"], "std": {"min": float(std.min()), "median": float(np.median(std)),
                                                  "max": float(std.max())},
@@ -90,8 +93,8 @@ def format_rows(rows: list[dict], s: dict) -> str:
         lines.append(f"| {r['scale']:g}{mark} | {r['loss']:.3f} | " + " | ".join(f"{r[k]:.4f}" for k in keys) + " |")
     lines += ["", f"per-dimension std of z: min {s['std']['min']:.3f}, median {s['std']['median']:.3f}, "
               f"max {s['std']['max']:.3f} (unit median std at scale {s['scale_for_unit_median_std']:.2f}); "
-              f"covariance term at scale 1: {s['cov_at_scale_1']:.3f}, its floor for batches of {s['batch']} "
-              f"in {s['dim']} dimensions: {s['cov_floor_at_scale_1']:.3f}"]
+              f"covariance term at scale 1 (both branches): {s['cov_at_scale_1']:.3f}, its floor for batches of "
+              f"{s['batch']} in {s['dim']} dimensions: {s['cov_floor_at_scale_1']:.3f}"]
     return "\n".join(lines)
 
 
