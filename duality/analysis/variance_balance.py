@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from duality import losses
+from duality import fileio, losses
 
 SCALES = (0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 2.5, 3.0)
 
@@ -112,9 +112,8 @@ def main(argv=None):
     s = summary(z1, z2, rows, batch)
     print(f"{cfg.method.name}: {a.workdir}, {s['samples']} training images x 2 views, M={s['dim']}")
     print(format_rows(rows, s))
-    if a.out:
-        with open(a.out, "w") as f:
-            json.dump({"rows": rows, "summary": s}, f, indent=2)
+    if a.out:  # through fileio, so that --out may be a gs:// or s3:// path like the workdir
+        fileio.write_text(a.out, json.dumps({"rows": rows, "summary": s}, indent=2))
 
 
 if __name__ == "__main__":
