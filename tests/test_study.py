@@ -60,7 +60,7 @@ def test_the_full_duality_study_repeats_every_setting_over_three_seeds():
 def test_the_recipe_sweep_applies_each_setting():
     s = importlib.import_module("configs.studies.recipes").get_config("full")
     cells = {c["name"]: c for c in study.cells(s)}
-    assert len(cells) == len(set(cells)) == 57
+    assert len(cells) == len(set(cells)) == 58
     wide, longer = study.cell_config(s, cells["vicreg_proj2048"]), study.cell_config(s, cells["vicreg_4ep"])
     assert (wide.model.projector, wide.train.epochs, longer.train.epochs) == ("2048-2048-2048", 3, 4)
     crops = study.cell_config(s, cells["vicreg_crop40"]).data.views
