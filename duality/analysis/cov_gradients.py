@@ -62,14 +62,15 @@ def synthetic(n: int = 256, m: int = 1024, seed: int = 0):
     return jnp.asarray(z, jnp.float32), jnp.asarray(z + 0.3 * rng.normal(size=(n, m)) * scales @ basis.T, jnp.float32)
 
 
-def from_checkpoint(workdir: str, n: int = 256, seed: int = 0):
-    """Projector outputs of the config's two augmented views of `n` test images, from a trained run."""
+def from_checkpoint(workdir: str, n: int = 256, seed: int = 0, split: str = "test"):
+    """Projector outputs of the config's two augmented views of `n` images of `split`, from a trained run."""
     from duality import data, pretrained
 
     enc = pretrained.load(workdir)
     cfg = enc.config
-    images = data.build(cfg.data, cfg.data.global_batch, cfg.seed).test_arrays["image"]
-    idx = np.sort(np.random.default_rng(seed).choice(len(images), n, replace=False))
+    ds = data.build(cfg.data, cfg.data.global_batch, cfg.seed)
+    images = (ds.train_arrays if split == "train" else ds.test_arrays)["image"]
+    idx = np.sort(np.random.default_rng(seed).choice(len(images), min(n, len(images)), replace=False))
     z1, z2 = enc.encode_views(images[idx], seed=seed)
     return jnp.asarray(z1), jnp.asarray(z2)
 

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from duality import fileio, losses
+from duality.analysis import cov_gradients
 
 SCALES = (0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 2.5, 3.0)
 
@@ -73,18 +74,6 @@ def summary(z1, z2, rows: list[dict], batch: int = 256) -> dict:
             "dim": int(np.shape(z1)[1]), "samples": int(n)}
 
 
-def from_checkpoint(workdir: str, samples: int = 2048, seed: int = 0):
-    """Projector outputs of the config's two augmented views of `samples` training images, and the config."""
-    from duality import data, pretrained
-
-    enc = pretrained.load(workdir)
-    cfg = enc.config
-    images = data.build(cfg.data, cfg.data.global_batch, cfg.seed).train_arrays["image"]
-    idx = np.sort(np.random.default_rng(seed).choice(len(images), min(samples, len(images)), replace=False))
-    z1, z2 = enc.encode_views(images[idx], seed=seed)
-    return np.asarray(z1), np.asarray(z2), cfg
-
-
 def format_rows(rows: list[dict], s: dict) -> str:
     keys = [k for k in rows[0] if k not in ("scale", "loss")]
     lines = ["| scale | loss | " + " | ".join(keys) + " |", "|---:|---:|" + "---:|" * len(keys)]
@@ -105,7 +94,10 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=0, help="batch of the loss (default: the run's global batch)")
     p.add_argument("--out", default="", help="also write the scan and summary as JSON here")
     a = p.parse_args(argv)
-    z1, z2, cfg = from_checkpoint(a.workdir, a.samples)
+    from duality import pretrained
+
+    z1, z2 = (np.asarray(z) for z in cov_gradients.from_checkpoint(a.workdir, a.samples, split="train"))
+    cfg = pretrained.read_config(a.workdir)
     batch = a.batch or int(cfg.data.global_batch)
     hparams = dict(cfg.method.get("loss", {}) or {})
     rows = scale_scan(z1, z2, cfg.method.name, batch=batch, **hparams)
