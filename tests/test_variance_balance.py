@@ -35,3 +35,9 @@ def test_the_covariance_floor_of_a_wide_batch():
     assert vb.covariance_floor(z) == pytest.approx(want) and want == pytest.approx(1024 / 255 - 1, rel=0.05)
     with pytest.raises(ValueError, match="fewer than one batch"):
         vb.scale_scan(z[:10], z[:10], batch=256)
+
+
+def test_the_command_refuses_bad_counts_with_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        vb.main(["--workdir=/nonexistent", "--samples=0"])
+    assert e.value.code == 2 and "--samples=0" in capsys.readouterr().err

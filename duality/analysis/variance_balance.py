@@ -94,11 +94,17 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=0, help="batch of the loss (default: the run's global batch)")
     p.add_argument("--out", default="", help="also write the scan and summary as JSON here")
     a = p.parse_args(argv)
+    if a.samples < 1 or a.batch < 0:
+        p.error(f"--samples={a.samples} --batch={a.batch}: need samples >= 1 and batch >= 0 (0 = the run's batch)")
     from duality import pretrained
 
-    z1, z2 = (np.asarray(z) for z in cov_gradients.from_checkpoint(a.workdir, a.samples, split="train"))
     cfg = pretrained.read_config(a.workdir)
     batch = a.batch or int(cfg.data.global_batch)
+    if a.samples < batch:  # exit 2 before any work or output
+        p.error(f"--samples={a.samples} is fewer than one loss batch of {batch}: pass --samples >= {batch} "
+                f"or a smaller --batch")
+
+    z1, z2 = (np.asarray(z) for z in cov_gradients.from_checkpoint(a.workdir, a.samples, split="train"))
     hparams = dict(cfg.method.get("loss", {}) or {})
     rows = scale_scan(z1, z2, cfg.method.name, batch=batch, **hparams)
     s = summary(z1, z2, rows, batch)
