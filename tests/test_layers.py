@@ -10,6 +10,8 @@ parameter names so checkpoints load either way.
 """
 import functools
 import os
+import subprocess
+import sys
 
 import flax.linen as nn
 import jax
@@ -183,6 +185,42 @@ def test_tune_allocator_is_idempotent_and_can_be_turned_off(monkeypatch):
     monkeypatch.setattr(runtime, "_done", None)
     monkeypatch.delenv("DUALITY_ALLOCATOR")
     assert runtime.tune_allocator() is first  # on again when the variable is gone
+
+
+_KEEPS_HEAP = """
+import ctypes, sys
+from duality import runtime
+tuned = runtime.tune_allocator() if sys.argv[1] == "tuned" else False
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                              "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc.mallinfo2.restype = Info
+p = libc.malloc(2_400_000_000)  # untouched: no page is faulted in
+libc.free(p)
+print(int(tuned), libc.mallinfo2().arena)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+@pytest.mark.parametrize("mode", ["tuned", "system"])
+def test_tuned_allocator_keeps_a_freed_heap_above_2_gib(mode):
+    """A step that frees more than 2 GiB at once (ResNet-18 at batch 256 x 2 frees 2.27 GB) keeps its pages.
+
+    With M_TRIM_THRESHOLD at 2**31 - 1 glibc still returned such a heap to the kernel after every step and
+    the next step faulted it in again (docs/performance.md, fourth round); only -1 turns trimming off.
+    """
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env.pop("DUALITY_ALLOCATOR", None)
+    out = subprocess.run([sys.executable, "-c", _KEEPS_HEAP, mode], capture_output=True, text=True, env=env,
+                         check=True).stdout.split()
+    tuned, arena = int(out[0]), int(out[1])
+    if mode == "tuned":
+        assert tuned == 1 and arena >= 2_400_000_000  # the freed block stays in the heap for the next step
+    else:
+        assert arena < 2_400_000_000  # glibc's default: mmap'ed and unmapped (the check can fail)
 
 
 def test_tune_xla_cpu_keeps_ynnpack_for_reductions_only(monkeypatch):
