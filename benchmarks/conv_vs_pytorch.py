@@ -6,8 +6,9 @@ is slower.
   python benchmarks/conv_vs_pytorch.py --layers=resnet18   # one of each distinct 3x3 convolution of ResNet-18
 
 Each row is one layer of the CPU default's model at batch `--batch` (28x28x1 input): a 3x3
-convolution, a BatchNorm + ReLU, or a Linear, timed forward alone and forward + backward (the
-gradient of the sum of its output with respect to input and weights), jitted in JAX and in eager
+convolution, a BatchNorm + ReLU, or a Linear, timed forward alone and forward + backward (gradients
+with respect to input and weights of a fixed random output gradient: not of sum(output), whose constant
+gradient XLA simplifies), jitted in JAX and in eager
 PyTorch (channels_last for convolutions, its faster layout here). Interleaved rounds, median times.
 The output is a table of ms and the JAX / PyTorch time ratio, so the gap is located layer by layer
 rather than guessed (docs/performance.md).
@@ -75,8 +76,16 @@ def jax_fns(kind, shape, cout, stride, batch, impl="auto"):
             return x @ w
 
     fwd = jax.jit(f)
-    both = jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w)), argnums=(0, 1)))
-    return (lambda: jax.block_until_ready(fwd(x, w))), (lambda: jax.block_until_ready(both(x, w)))
+    # a random output gradient: with the gradient of sum(output), a constant, XLA simplified the backward
+    # pass (the first three rounds' tables flattered XLA by up to 2.4x; docs/performance.md, fourth round)
+    out = jax.eval_shape(f, x, w)
+    g = jnp.asarray(rng.normal(size=out.shape).astype(np.float32))
+    def fwd_bwd(x, w, g):  # the output is returned too: a convolution is linear, and its gradients alone
+        y, pull = jax.vjp(f, x, w)  # do not need the forward pass, which XLA would then skip (torch runs it)
+        return y, pull(g)
+
+    both = jax.jit(fwd_bwd)
+    return (lambda: jax.block_until_ready(fwd(x, w))), (lambda: jax.block_until_ready(both(x, w, g)))
 
 
 def torch_fns(kind, shape, cout, stride, batch):
@@ -110,10 +119,14 @@ def torch_fns(kind, shape, cout, stride, batch):
             f(x, w)
 
     xg, wg = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
+    with torch.no_grad():
+        gy = torch.randn(f(x, w).shape, generator=g)
+    if kind in ("conv", "bn"):
+        gy = gy.contiguous(memory_format=torch.channels_last)
 
     def both():
         xg.grad = wg.grad = None
-        f(xg, wg).sum().backward()
+        f(xg, wg).backward(gy)
 
     return fwd, both
 
