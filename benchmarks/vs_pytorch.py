@@ -18,9 +18,12 @@ views of 28x28x1:
   augmentation on device, online linear probe, health metrics, LARS), what
   `python -m duality.main` runs.
 
-The variants are timed in interleaved rounds (each round runs `--steps` steps
-of every variant after its warm-up), so a machine that slows down slows all of
-them; the figure is the median step time. Before timing, the twin is checked:
+Each variant runs in its own process (as a user would time each framework),
+and the variants are timed in interleaved rounds (each round runs `--steps`
+steps of every variant after its warm-up, the others waiting), so a machine
+that slows down slows all of them; the figure is the median step time. Every
+process gets the project's allocator and XLA settings (`duality.runtime`), the
+PyTorch ones too. Before timing, the twin is checked:
 parameter counts equal, and the VICReg loss of the first step on the same
 inputs equal to float32 round-off. Prints ms/step, img/s (an image is counted
 once though it has two views, as everywhere in this project) and each variant's
@@ -251,18 +254,14 @@ def timed(fn, steps: int) -> list[float]:
     return out
 
 
-def bench(encoder: str, a) -> list[dict]:
+def check_twin(encoder: str, batch: int, path: str) -> None:
+    """Build the JAX model and its twin, check them equal, save the twin's initial weights to `path`."""
     import jax
     import torch
 
-    from duality import train
-
     rng = np.random.default_rng(0)
-    x1 = rng.normal(size=(a.batch, 28, 28, 1)).astype(np.float32)
-    x2 = rng.normal(size=(a.batch, 28, 28, 1)).astype(np.float32)
-
-    # JAX model step, and the twin built from its initial weights
-    jstep, params, stats, opt = jax_model_step(encoder, a.batch)
+    x1, x2 = (rng.normal(size=(batch, 28, 28, 1)).astype(np.float32) for _ in range(2))
+    jstep, params, stats, opt = jax_model_step(encoder, batch)
     twin = torch_twin(encoder)
     n_jax = sum(int(np.size(p)) for p in jax.tree.leaves(params))
     n_torch = sum(p.numel() for p in twin.parameters())
@@ -272,31 +271,45 @@ def bench(encoder: str, a) -> list[dict]:
     t1, t2 = (torch.from_numpy(np.ascontiguousarray(v.transpose(0, 3, 1, 2))) for v in (x1, x2))
     with torch.no_grad():
         ref = float(torch_vicreg(twin.train()(t1), twin(t2)))
-    state = {"p": params, "s": stats, "o": opt}
-    jx1, jx2 = jax.device_put(x1), jax.device_put(x2)
-
-    def jax_step():
-        state["p"], state["s"], state["o"], loss = jstep(state["p"], state["s"], state["o"], jx1, jx2)
-        return loss
-
-    first = float(jax_step())  # also the compilation
+    first = float(jstep(params, stats, opt, jax.device_put(x1), jax.device_put(x2))[3])
     if abs(first - ref) > 1e-4 * max(1.0, abs(ref)):
         raise SystemExit(f"{encoder}: the twin's first loss {ref:.6f} differs from the JAX model's {first:.6f}")
+    torch.save(twin.state_dict(), path)
     print(f"{encoder}: twin checked ({n_jax:,} parameters each; first-step VICReg loss {first:.5f} JAX, "
           f"{ref:.5f} PyTorch)", flush=True)
 
-    # the twin, in both layouts (each its own copy of the weights and optimiser)
-    variants = {}
-    for name, fmt in (("torch channels_last", torch.channels_last), ("torch default layout", torch.contiguous_format)):
-        m = torch_twin(encoder)
-        m.load_state_dict(twin.state_dict())
-        m = m.to(memory_format=fmt).train()
-        a1, a2 = (t.contiguous(memory_format=fmt) for t in (t1, t2))
-        variants[name] = (lambda s=torch_step_fn(m), a1=a1, a2=a2: float(s(a1, a2)))
-    variants["jax model step"] = lambda: jax.block_until_ready(jax_step())
 
-    # the project's full step: augmentation, online probe, health metrics, LARS
-    tr = train.Trainer(model_config(encoder, a.batch))
+def make_variant(name: str, encoder: str, batch: int, twin_path: str, threads: int):
+    """One variant's step as a zero-argument callable, built inside the process that times it."""
+    rng = np.random.default_rng(0)
+    x1, x2 = (rng.normal(size=(batch, 28, 28, 1)).astype(np.float32) for _ in range(2))
+    if name.startswith("torch"):
+        import torch
+
+        torch.set_num_threads(threads)
+        fmt = torch.channels_last if name == "torch channels_last" else torch.contiguous_format
+        m = torch_twin(encoder)
+        m.load_state_dict(torch.load(twin_path))
+        m = m.to(memory_format=fmt).train()
+        a1, a2 = (torch.from_numpy(np.ascontiguousarray(v.transpose(0, 3, 1, 2))).contiguous(memory_format=fmt)
+                  for v in (x1, x2))
+        step = torch_step_fn(m)
+        return lambda: float(step(a1, a2))
+    import jax
+
+    if name == "jax model step":
+        jstep, params, stats, opt = jax_model_step(encoder, batch)
+        state = {"p": params, "s": stats, "o": opt}
+        jx1, jx2 = jax.device_put(x1), jax.device_put(x2)
+
+        def model_step():
+            state["p"], state["s"], state["o"], loss = jstep(state["p"], state["s"], state["o"], jx1, jx2)
+            jax.block_until_ready(loss)
+
+        return model_step
+    from duality import train  # the project's full step: augmentation, online probe, health metrics, LARS
+
+    tr = train.Trainer(model_config(encoder, batch))
     fstate = {"s": tr.init_state(0)}
     fbatch = tr.device_batch(tr.data.train.batch(0))
 
@@ -304,14 +317,57 @@ def bench(encoder: str, a) -> list[dict]:
         fstate["s"], m = tr.step_fn(fstate["s"], fbatch)
         jax.block_until_ready(m)
 
-    variants["jax full step"] = full_step
-    for fn in variants.values():  # warm-up (and compilation)
-        for _ in range(2):
-            fn()
-    times = {k: [] for k in variants}
-    for r in range(a.rounds):
-        for k, fn in variants.items():
-            times[k] += timed(fn, a.steps)
+    return full_step
+
+
+def worker(conn, name, encoder, batch, twin_path, threads):
+    """A variant's own process: build, warm up, then time `n` steps whenever the parent asks."""
+    from duality import runtime
+
+    runtime.tune_allocator()  # in every worker, PyTorch's too (it allocates through the same glibc malloc)
+    runtime.tune_xla_cpu()
+    fn = make_variant(name, encoder, batch, twin_path, threads)
+    for _ in range(2):  # compilation, warm-up
+        fn()
+    conn.send("ready")
+    while (n := conn.recv()) is not None:
+        conn.send(timed(fn, n))
+
+
+VARIANTS = ("torch channels_last", "torch default layout", "jax model step", "jax full step")
+
+
+def bench(encoder: str, a) -> list[dict]:
+    """Each variant in its own process, timed in interleaved rounds: one framework's threads, heap and
+    caches never sit in the other's process (in one shared process the JAX steps ran up to 1.2x slower
+    after PyTorch's; docs/performance.md, fourth round), while every variant sees the same machine state."""
+    import multiprocessing as mp
+    import tempfile
+
+    ctx = mp.get_context("spawn")
+    with tempfile.TemporaryDirectory() as tmp:
+        twin_path = os.path.join(tmp, "twin.pt")
+        proc = ctx.Process(target=check_twin, args=(encoder, a.batch, twin_path))  # both frameworks, then gone
+        proc.start()
+        proc.join()
+        if proc.exitcode != 0:
+            raise SystemExit(f"{encoder}: the twin check failed (exit code {proc.exitcode})")
+        workers = {}
+        for name in VARIANTS:
+            parent, child = ctx.Pipe()
+            p = ctx.Process(target=worker, args=(child, name, encoder, a.batch, twin_path, a.threads), daemon=True)
+            p.start()
+            if parent.recv() != "ready":
+                raise SystemExit(f"{encoder}: {name} did not start")
+            workers[name] = (p, parent)  # started one at a time: compilations do not overlap
+        times = {k: [] for k in VARIANTS}
+        for _ in range(a.rounds):
+            for name, (_, conn) in workers.items():  # one variant runs at a time; the others wait on a pipe
+                conn.send(a.steps)
+                times[name] += conn.recv()
+        for p, conn in workers.values():
+            conn.send(None)
+            p.join()
     base = statistics.median(times["torch channels_last"])
     rows = []
     for k, ts in times.items():
@@ -329,17 +385,11 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     a = p.parse_args()
-    from duality import runtime
+    from importlib.metadata import version
 
-    runtime.tune_allocator()  # as the entry points do (docs/performance.md); the same process runs both frameworks
-    runtime.tune_xla_cpu()
-    import jax
-    import torch
-
-    torch.set_num_threads(a.threads)
-    print(f"jax {jax.__version__} ({jax.devices()[0].platform}, {jax.device_count()} device(s)); torch "
-          f"{torch.__version__} ({torch.get_num_threads()} threads); {os.cpu_count()} CPU cores; batch {a.batch} x 2 "
-          f"views of 28x28x1; median of {a.rounds} x {a.steps} steps per variant, interleaved", flush=True)
+    print(f"jax {version('jax')} (CPU, 1 device); torch {version('torch')} ({a.threads} threads); {os.cpu_count()} "
+          f"CPU cores; batch {a.batch} x 2 views of 28x28x1; median of {a.rounds} x {a.steps} steps per variant, each "
+          f"variant in its own process, interleaved", flush=True)
     rows = []
     for enc in a.models.split(","):
         rows += bench(enc, a)
