@@ -14,6 +14,7 @@ setup(
     version="0.1.0",
     description="Sample- and dimension-contrastive self-supervised learning in JAX/Flax",
     packages=find_packages(include=["duality", "duality.*"]),
+    package_data={"duality.models.onednn": ["conv.cc"]},  # compiled on first use (duality/models/onednn)
     python_requires=">=3.11",
     install_requires=[
         # 0.10.2 is the newest jax installable on the project's CPU machines;

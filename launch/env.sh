@@ -35,6 +35,17 @@ if [ ! -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ]; then
     echo "[setup] Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist' or set DUALITY_FASHION_MNIST_DIR" >&2
   fi
 fi
+# oneDNN, for the convolutions of CPU training (duality/models/onednn: built on first use with g++;
+# without it the models keep XLA's own, 1.3-1.6x slower, convolutions). Best effort.
+if [ ! -f /usr/include/oneapi/dnnl/dnnl.hpp ] || ! command -v g++ >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi
+  if [ "$SUDO" != none ] && command -v apt-get >/dev/null; then
+    echo "[setup] installing oneDNN and g++ (Debian packages libdnnl-dev, g++)" >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libdnnl-dev g++ >&2 \
+      || { $SUDO apt-get update -qq >&2 || true; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libdnnl-dev g++ >&2; } \
+      || echo "[setup] could not install libdnnl-dev: CPU convolutions stay XLA's (slower)" >&2
+  fi
+fi
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
 cd "$ROOT"

@@ -88,14 +88,94 @@ def test_conv_module_keeps_flax_parameters_and_init():
     ("", "dot", "dot"),                                                  # XLA's defaults (DUALITY_XLA=default)
 ])
 def test_auto_follows_how_xla_runs_convolutions(monkeypatch, xla_flags, strided, plain):
-    """On CPU, "auto" picks per layer from which gradients XLA:CPU runs faster under the process's flags."""
+    """Without oneDNN, "auto" picks per layer from which gradients XLA:CPU runs faster under the process's flags."""
     monkeypatch.setenv("XLA_FLAGS", xla_flags)
+    monkeypatch.setattr(C, "_onednn_ok", lambda dtype: False)
     cpu = jax.default_backend() == "cpu"
     assert C.resolve("auto", (256, 28, 28, 32), (3, 3), (2, 2), (1, 1), 4) == (strided if cpu else "xla")
     assert C.resolve("auto", (256, 28, 28, 64), (3, 3), (1, 1), (1, 1), 4) == (plain if cpu else "xla")
     assert C.resolve("auto", (256, 224, 224, 3), (7, 7), (2, 2), (3, 3), 4) == "xla"  # 1.9 GB of patches
     assert C.resolve("dot", (256, 224, 224, 3), (7, 7), (2, 2), (3, 3), 4) == "dot"  # asked for explicitly
     assert C.resolve("mixed", (256, 28, 28, 64), (3, 3), (1, 1), (1, 1), 4) == "mixed"
+
+
+def _onednn():
+    from duality.models import onednn
+    if jax.default_backend() != "cpu" or not onednn.available():
+        pytest.skip(f"oneDNN convolutions not available here: {onednn.why_not() or 'not a CPU backend'}")
+    return onednn
+
+
+def test_auto_picks_onednn_for_float32_on_cpu():
+    _onednn()
+    assert C.resolve("auto", (256, 28, 28, 64), (3, 3), (1, 1), (1, 1), 4) == "onednn"
+    assert C.resolve("auto", (256, 28, 28, 32), (3, 3), (2, 2), (1, 1), 4) == "onednn"
+    assert C.resolve("auto", (256, 28, 28, 64), (3, 3), (1, 1), (1, 1), 2) != "onednn"  # bfloat16: XLA's
+
+
+# every convolution shape the encoders have: stems, 3x3 stride 1 and 2, 1x1 stride-2 projections, odd sizes
+ONEDNN_SHAPES = [((4, 28, 28, 1), (3, 3, 1, 32), 1, 1), ((4, 28, 28, 32), (3, 3, 32, 64), 2, 1),
+                 ((4, 7, 7, 128), (3, 3, 128, 256), 2, 1), ((3, 9, 9, 16), (3, 3, 16, 24), 1, 1),
+                 ((2, 4, 4, 64), (3, 3, 64, 64), 1, 1), ((4, 14, 14, 16), (1, 1, 16, 32), 2, 0),
+                 ((2, 15, 15, 3), (7, 7, 3, 16), 2, 3), ((2, 13, 13, 8), (3, 3, 8, 8), 2, 1)]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad", ONEDNN_SHAPES)
+def test_onednn_convolution_and_gradients_equal_xla(x_shape, w_shape, stride, pad):
+    """oneDNN's forward, input and weight gradients against lax.conv's and its autodiff, random output gradient."""
+    _onednn()
+    rng = np.random.default_rng(7)
+    x = jnp.asarray(rng.normal(size=x_shape).astype(np.float32))
+    w = jnp.asarray(rng.normal(size=w_shape).astype(np.float32) * 0.2)
+    s, p = (stride, stride), (pad, pad)
+    y_ref, pull = jax.vjp(lambda a, b: C._xla(a, b, s, p), x, w)
+    g = jnp.asarray(rng.normal(size=y_ref.shape).astype(np.float32))
+    y, pull_ours = jax.vjp(lambda a, b: C.conv2d(a, b, s, p, backward="onednn"), x, w)
+    for ours, ref in zip((y, *jax.jit(pull_ours)(g)), (y_ref, *pull(g))):
+        assert ours.shape == ref.shape
+        assert _rel(ours, ref) < 2e-5
+
+
+def test_onednn_convolutions_run_concurrently_inside_one_program():
+    """Independent convolutions XLA starts at the same time from its threads give each its own result.
+
+    oneDNN's default scratchpad is shared by every primitive of the process; two calls at once corrupted each
+    other (a different first training loss, and stalls) until each call got its own (conv.cc).
+    """
+    _onednn()
+    rng = np.random.default_rng(8)
+    xs = [jnp.asarray(rng.normal(size=(16, 14, 14, 32)).astype(np.float32)) for _ in range(6)]
+    ws = [jnp.asarray(rng.normal(size=(3, 3, 32, c)).astype(np.float32)) for c in (32, 48, 64, 32, 48, 64)]
+
+    def many(f):
+        return jax.jit(lambda xs, ws: [f(x, w) for x, w in zip(xs, ws)])(xs, ws)
+
+    ours = many(lambda x, w: C.conv2d(x, w, (1, 1), (1, 1), backward="onednn"))
+    ref = many(lambda x, w: C._xla(x, w, (1, 1), (1, 1)))
+    for _ in range(3):
+        for a, b in zip(ours, ref):
+            assert _rel(a, b) < 2e-5
+        ours = many(lambda x, w: C.conv2d(x, w, (1, 1), (1, 1), backward="onednn"))
+
+
+def test_onednn_convolution_under_shard_map_equals_one_device():
+    """In the data-parallel step each device's custom call sees its own shard; gradients summed over devices."""
+    _onednn()
+    n_dev = jax.device_count()
+    mesh = Mesh(np.array(jax.devices()), ("data",))
+    rng = np.random.default_rng(9)
+    x = jnp.asarray(rng.normal(size=(2 * n_dev, 10, 10, 8)).astype(np.float32))
+    w = jnp.asarray(rng.normal(size=(3, 3, 8, 16)).astype(np.float32))
+
+    def loss(w, x):
+        return jnp.sum(jnp.square(C.conv2d(x, w, (2, 2), (1, 1), backward="onednn")))
+
+    def per_device(w, x):
+        return jax.lax.psum(jax.grad(loss)(jax.lax.pcast(w, "data", to="varying"), x), "data")
+
+    sharded = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P("data")), out_specs=P()))(w, x)
+    one = jax.grad(lambda w: jnp.sum(jnp.square(C._xla(x, w, (2, 2), (1, 1)))))(w)
+    assert _rel(sharded, one) < 2e-5
 
 
 def _flax_bn(**kw):

@@ -45,6 +45,17 @@ strided ones when `tune_xla_cpu` is in effect, "dot" for all when it is not;
 wherever the patch matrix would exceed `DOT_MAX_BYTES` (a 7x7 ImageNet stem
 at batch 256).
 
+Since the fourth round (docs/performance.md) the first choice on CPU is none
+of these: XLA:CPU's own convolution kernel (Eigen's) is 1.1-1.6x oneDNN's,
+the library PyTorch's CPU convolutions run, in each of the three passes.
+`backward="onednn"` runs all three passes (forward, input gradient, weight
+gradient) as oneDNN calls (`duality/models/onednn`, `jax.ffi` custom calls
+built on first use), and `"auto"` picks it on CPU for float32 wherever the
+library could be built (`launch/env.sh` installs Debian's libdnnl-dev; opt
+out with DUALITY_ONEDNN=0). Small convnet step 207 against 271 ms, ResNet-18
+3.99 against 6.37 s with XLA's convolutions, same first loss to the last bit
+(one process, 2-core AMD EPYC). Elsewhere "auto" falls back to the rules above.
+
 `Conv` is a drop-in for `flax.linen.Conv` as the models use it (no bias,
 symmetric integer padding, one group): the same class name and `kernel`
 parameter of shape (kh, kw, Cin, Cout), drawn from the same rng, so
@@ -62,7 +73,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-BACKWARDS = ("auto", "xla", "dot", "mixed")
+BACKWARDS = ("auto", "xla", "dot", "mixed", "onednn")
 DOT_MAX_BYTES = 1 << 30  # above this patch-matrix size "auto" keeps XLA's gradients (memory)
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
@@ -157,6 +168,32 @@ def _conv_mixed_bwd(stride, padding, res, g):
 _conv_mixed.defvjp(_conv_dot_fwd, _conv_mixed_bwd)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_onednn(x, w, stride, padding):
+    from duality.models import onednn
+    return onednn.conv_fwd(x, w, stride, padding)
+
+
+def _conv_onednn_fwd(x, w, stride, padding):
+    return _conv_onednn(x, w, stride, padding), (x, w)
+
+
+def _conv_onednn_bwd(stride, padding, res, g):
+    from duality.models import onednn
+    x, w = res
+    # each gradient varies over the shard_map axes its primal input does (the custom calls drop the types)
+    return (onednn._varying_as(onednn.conv_bwd_data(g, w, x.shape, stride, padding), x, g),
+            onednn._varying_as(onednn.conv_bwd_weights(x, g, w.shape, stride, padding), w, g))
+
+
+_conv_onednn.defvjp(_conv_onednn_fwd, _conv_onednn_bwd)
+
+
+def _onednn_ok(dtype) -> bool:
+    from duality.models import onednn
+    return np.dtype(dtype) == np.float32 and jax.default_backend() == "cpu" and onednn.available()
+
+
 def _xla_convs_threaded() -> bool:
     """Whether XLA:CPU runs this process's convolutions on its multi-threaded kernels (`runtime.tune_xla_cpu`)."""
     from duality import runtime
@@ -167,10 +204,16 @@ def resolve(backward: str, x_shape, kernel, stride, padding, itemsize: int) -> s
     """The gradient implementation `backward` means for this layer ("xla", "dot" or "mixed")."""
     if backward not in BACKWARDS:
         raise ValueError(f"conv backward={backward!r}: use one of {BACKWARDS}")
+    if backward == "onednn" and not _onednn_ok(np.float32 if itemsize == 4 else np.float16):
+        from duality.models import onednn
+        raise ValueError(f"conv backward='onednn': oneDNN's convolutions are not available here "
+                         f"({onednn.why_not() or 'float32 on CPU only'}); use 'auto'")
     if backward != "auto":
         return backward
     if jax.default_backend() != "cpu":
         return "xla"
+    if itemsize == 4 and _onednn_ok(np.float32):
+        return "onednn"
     n, h, w, c = x_shape
     ho, wo = (h + 2 * padding[0] - kernel[0]) // stride[0] + 1, (w + 2 * padding[1] - kernel[1]) // stride[1] + 1
     if n * ho * wo * kernel[0] * kernel[1] * c * itemsize > DOT_MAX_BYTES:
@@ -184,6 +227,8 @@ def conv2d(x, w, stride=(1, 1), padding=(0, 0), backward: str = "auto"):
     """NHWC x HWIO convolution with symmetric zero padding; `backward` picks how it is differentiated."""
     stride, padding = tuple(stride), tuple(padding)
     how = resolve(backward, x.shape, w.shape[:2], stride, padding, np.dtype(x.dtype).itemsize)
+    if how == "onednn":
+        return _conv_onednn(x, w, stride, padding)
     if how == "dot":
         return _conv_dot(x, w, stride, padding)
     return _conv_mixed(x, w, stride, padding) if how == "mixed" else _xla(x, w, stride, padding)
