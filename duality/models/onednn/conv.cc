@@ -142,23 +142,17 @@ ffi::Error BwdWeights(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> g, ffi::Res
 
 }  // namespace
 
-#define DUALITY_CONV_ATTRS Attr<int64_t>("sh").Attr<int64_t>("sw").Attr<int64_t>("ph").Attr<int64_t>("pw")
+// Each pass takes two float32 buffers, returns one, and reads the stride and padding as attributes.
+#define DUALITY_CONV_BINDING                                                                      \
+  ffi::Ffi::Bind()                                                                                \
+      .Arg<ffi::Buffer<ffi::F32>>()                                                               \
+      .Arg<ffi::Buffer<ffi::F32>>()                                                               \
+      .Ret<ffi::Buffer<ffi::F32>>()                                                               \
+      .Attr<int64_t>("sh")                                                                        \
+      .Attr<int64_t>("sw")                                                                        \
+      .Attr<int64_t>("ph")                                                                        \
+      .Attr<int64_t>("pw")
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(duality_onednn_conv_fwd, Fwd,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .DUALITY_CONV_ATTRS);
-XLA_FFI_DEFINE_HANDLER_SYMBOL(duality_onednn_conv_bwd_data, BwdData,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .DUALITY_CONV_ATTRS);
-XLA_FFI_DEFINE_HANDLER_SYMBOL(duality_onednn_conv_bwd_weights, BwdWeights,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .DUALITY_CONV_ATTRS);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(duality_onednn_conv_fwd, Fwd, DUALITY_CONV_BINDING);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(duality_onednn_conv_bwd_data, BwdData, DUALITY_CONV_BINDING);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(duality_onednn_conv_bwd_weights, BwdWeights, DUALITY_CONV_BINDING);
