@@ -201,7 +201,7 @@ def _xla_convs_threaded() -> bool:
 
 
 def resolve(backward: str, x_shape, kernel, stride, padding, itemsize: int) -> str:
-    """The gradient implementation `backward` means for this layer ("xla", "dot" or "mixed")."""
+    """The implementation `backward` means for this layer ("xla", "dot", "mixed" or "onednn")."""
     if backward not in BACKWARDS:
         raise ValueError(f"conv backward={backward!r}: use one of {BACKWARDS}")
     if backward == "onednn" and not _onednn_ok(np.float32 if itemsize == 4 else np.float16):

@@ -106,10 +106,10 @@ def conv_fwd(x, w, stride, padding):
 
 
 def conv_bwd_data(g, w, x_shape, stride, padding):
-    dx = jax.ffi.ffi_call(TARGETS[1], jax.ShapeDtypeStruct(x_shape, g.dtype))(g, w, **_attrs(stride, padding))
-    return _varying_as(dx, g, w)
+    """The input gradient; under shard_map the caller gives it the input's axis types (`_varying_as`)."""
+    return jax.ffi.ffi_call(TARGETS[1], jax.ShapeDtypeStruct(x_shape, g.dtype))(g, w, **_attrs(stride, padding))
 
 
 def conv_bwd_weights(x, g, w_shape, stride, padding):
-    dw = jax.ffi.ffi_call(TARGETS[2], jax.ShapeDtypeStruct(w_shape, g.dtype))(x, g, **_attrs(stride, padding))
-    return _varying_as(dw, x, g)
+    """The kernel gradient; under shard_map the caller gives it the kernel's axis types (`_varying_as`)."""
+    return jax.ffi.ffi_call(TARGETS[2], jax.ShapeDtypeStruct(w_shape, g.dtype))(x, g, **_attrs(stride, padding))

@@ -13,7 +13,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <tuple>
 
 #include "xla/ffi/api/ffi.h"
 
@@ -86,15 +85,10 @@ Key MakeKey(ffi::Span<const int64_t> x, ffi::Span<const int64_t> wt, ffi::Span<c
   return {x[0], x[1], x[2], x[3], wt[3], wt[0], wt[1], sh, sw, ph, pw, y[1], y[2]};
 }
 
-// A kernel in oneDNN's preferred layout `want`, from (or to) XLA's HWIO buffer.
-memory Reordered(dnnl::stream& s, const memory::desc& user, const memory::desc& want, float* data, bool to_user,
-                 memory* other) {
+// XLA's HWIO kernel in the layout `want` oneDNN's primitive prefers (the buffer itself when they agree).
+memory Reordered(dnnl::stream& s, const memory::desc& user, const memory::desc& want, float* data) {
   memory u(user, Engine(), data);
   if (user == want) return u;
-  if (to_user) {
-    dnnl::reorder(*other, u).execute(s, *other, u);
-    return u;
-  }
   memory m(want, Engine());
   dnnl::reorder(u, m).execute(s, u, m);
   return m;
@@ -104,7 +98,7 @@ ffi::Error Fwd(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w, ffi::ResultBuff
                int64_t sw, int64_t ph, int64_t pw) {
   Conv& c = Get(MakeKey(x.dimensions(), w.dimensions(), y->dimensions(), sh, sw, ph, pw));
   dnnl::stream s(Engine());
-  memory wm = Reordered(s, c.weights_user, c.fwd_weights, w.typed_data(), false, nullptr);
+  memory wm = Reordered(s, c.weights_user, c.fwd_weights, w.typed_data());
   memory xm(c.src, Engine(), x.typed_data()), ym(c.dst, Engine(), y->typed_data());
   memory scratch(c.fwd_scratch, Engine());
   c.fwd.execute(s, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ym}, {DNNL_ARG_SCRATCHPAD, scratch}});
@@ -116,7 +110,7 @@ ffi::Error BwdData(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> w, ffi::Result
                    int64_t sw, int64_t ph, int64_t pw) {
   Conv& c = Get(MakeKey(dx->dimensions(), w.dimensions(), g.dimensions(), sh, sw, ph, pw));
   dnnl::stream s(Engine());
-  memory wm = Reordered(s, c.weights_user, c.bwd_data_weights, w.typed_data(), false, nullptr);
+  memory wm = Reordered(s, c.weights_user, c.bwd_data_weights, w.typed_data());
   memory gm(c.dst, Engine(), g.typed_data()), dxm(c.src, Engine(), dx->typed_data());
   memory scratch(c.bwd_data_scratch, Engine());
   c.bwd_data.execute(s, {{DNNL_ARG_DIFF_DST, gm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_SRC, dxm},
