@@ -18,7 +18,7 @@ WANT="$(cat "$ROOT/setup.py" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "[setup] installing duality and its dependencies (first run: a few minutes)" >&2
   "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
-  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]" >&2
+  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test,cpu]" >&2
   echo "$WANT" > "$STAMP"
 fi
 # The embedded default data set: Fashion-MNIST from Debian's package (offline
@@ -35,15 +35,15 @@ if [ ! -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ]; then
     echo "[setup] Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist' or set DUALITY_FASHION_MNIST_DIR" >&2
   fi
 fi
-# oneDNN, for the convolutions of CPU training (duality/models/onednn: built on first use with g++;
-# without it the models keep XLA's own, 1.3-1.6x slower, convolutions). Best effort.
-if [ ! -f /usr/include/oneapi/dnnl/dnnl.hpp ] || ! command -v g++ >/dev/null; then
+# g++, to build the CPU convolutions against the `cpu` extra's oneDNN on first use (duality/models/onednn;
+# without it the models keep XLA's own, 1.5x slower, convolutions). Best effort.
+if ! command -v g++ >/dev/null; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi
   if [ "$SUDO" != none ] && command -v apt-get >/dev/null; then
-    echo "[setup] installing oneDNN and g++ (Debian packages libdnnl-dev, g++)" >&2
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libdnnl-dev g++ >&2 \
-      || { $SUDO apt-get update -qq >&2 || true; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libdnnl-dev g++ >&2; } \
-      || echo "[setup] could not install libdnnl-dev: CPU convolutions stay XLA's (slower)" >&2
+    echo "[setup] installing g++ (for the oneDNN convolutions)" >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq g++ >&2 \
+      || { $SUDO apt-get update -qq >&2 || true; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq g++ >&2; } \
+      || echo "[setup] could not install g++: CPU convolutions stay XLA's (slower)" >&2
   fi
 fi
 # shellcheck disable=SC1091

@@ -51,8 +51,8 @@ the library PyTorch's CPU convolutions run, in each of the three passes.
 `backward="onednn"` runs all three passes (forward, input gradient, weight
 gradient) as oneDNN calls (`duality/models/onednn`, `jax.ffi` custom calls
 built on first use), and `"auto"` picks it on CPU for float32 wherever the
-library could be built (`launch/env.sh` installs Debian's libdnnl-dev; opt
-out with DUALITY_ONEDNN=0). Small convnet step 207 against 271 ms, ResNet-18
+library could be built (against oneDNN 3.2, the `cpu` extra; opt out with
+DUALITY_ONEDNN=0). Small convnet step 207 against 271 ms, ResNet-18
 3.99 against 6.37 s with XLA's convolutions, same first loss to the last bit
 (one process, 2-core AMD EPYC). Elsewhere "auto" falls back to the rules above.
 

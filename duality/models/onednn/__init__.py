@@ -9,12 +9,20 @@ passes of a convolution are three custom calls (conv.cc); `models/conv.py`
 wires them into a `jax.custom_vjp` and uses them where `available()`.
 
 The library is built on first use from conv.cc with the system's C++
-compiler against Debian's `libdnnl-dev` (oneDNN 2.6; `launch/env.sh` installs
-it) and jaxlib's FFI headers, into `$DUALITY_CACHE` (default
-~/.cache/duality), keyed by the source and the jax version, so a second
-process only loads it. Without a compiler or oneDNN, `available()` is False
-and the models keep XLA's convolutions: nothing else changes. Opt out with
-DUALITY_ONEDNN=0.
+compiler against oneDNN 3 -- the `onednn-devel-cpu-gomp` wheel of the `cpu`
+extra (headers and libdnnl.so.3 under the Python environment's prefix, GNU
+OpenMP, no other dependency), or the one under $DUALITY_ONEDNN_ROOT -- and
+jaxlib's FFI headers, into `$DUALITY_CACHE` (default ~/.cache/duality), keyed
+by the source, the oneDNN and the jax version, so a second process only
+loads it. Debian 12's libdnnl-dev is oneDNN 2.6: its backward kernels made
+ResNet-18's step 1.1x slower than 3.2's, so it is not used. Without a
+compiler or oneDNN 3, `available()` is False and the models keep XLA's
+convolutions: nothing else changes. Opt out with DUALITY_ONEDNN=0.
+
+Each call also returns a workspace (the reordered kernel and oneDNN's
+scratchpad) that XLA allocates with the program's other intermediates;
+`_workspace_bytes` asks the library its size while tracing. Nothing is
+allocated inside a call (conv.cc says why).
 """
 from __future__ import annotations
 
@@ -33,19 +41,29 @@ TARGETS = ("duality_onednn_conv_fwd", "duality_onednn_conv_bwd_data", "duality_o
 _state: dict = {}
 
 
-def _library_path() -> str:
-    with open(_SRC, "rb") as f:
-        digest = hashlib.sha256(f.read() + jax.__version__.encode()).hexdigest()[:16]
+def _onednn_root() -> str | None:
+    """The prefix holding include/oneapi/dnnl/dnnl.hpp and lib/libdnnl.so of oneDNN 3, if any."""
+    for root in (os.environ.get("DUALITY_ONEDNN_ROOT"), sys.prefix):
+        if root and os.path.exists(os.path.join(root, "include", "oneapi", "dnnl", "dnnl_version.h")) \
+                and os.path.exists(os.path.join(root, "lib", "libdnnl.so")):
+            return root
+    return None
+
+
+def _library_path(root: str) -> str:
+    with open(_SRC, "rb") as f, open(os.path.join(root, "include", "oneapi", "dnnl", "dnnl_version.h"), "rb") as v:
+        digest = hashlib.sha256(f.read() + v.read() + root.encode() + jax.__version__.encode()).hexdigest()[:16]
     cache = os.environ.get("DUALITY_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "duality"))
     return os.path.join(cache, f"libduality_onednn_{digest}.so")
 
 
-def _build(path: str) -> None:
+def _build(path: str, root: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(path))
     os.close(fd)
-    cmd = [os.environ.get("CXX", "g++"), "-O2", "-std=c++17", "-shared", "-fPIC", f"-I{jax.ffi.include_dir()}",
-           _SRC, "-ldnnl", "-o", tmp]
+    lib = os.path.join(root, "lib")
+    cmd = [os.environ.get("CXX", "g++"), "-O2", "-std=c++17", "-shared", "-fPIC", f"-I{os.path.join(root, 'include')}",
+           f"-I{jax.ffi.include_dir()}", _SRC, f"-L{lib}", f"-Wl,-rpath,{lib}", "-ldnnl", "-o", tmp]
     try:
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         os.replace(tmp, path)  # atomic: concurrent builders never load a half-written library
@@ -61,13 +79,21 @@ def available() -> bool:
     _state["ok"] = False
     if os.environ.get("DUALITY_ONEDNN", "1") == "0" or not sys.platform.startswith("linux"):
         return False
+    root = _onednn_root()
+    if root is None:
+        _state["error"] = ("oneDNN 3 not found (pip install onednn-devel-cpu-gomp, the `cpu` extra, "
+                           "or set DUALITY_ONEDNN_ROOT)")
+        return False
     try:
-        path = _library_path()
+        path = _library_path(root)
         if not os.path.exists(path):
-            _build(path)
+            _build(path, root)
         lib = ctypes.cdll.LoadLibrary(path)
         for name in TARGETS:
             jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
+        size = lib.duality_onednn_workspace_bytes
+        size.argtypes, size.restype = [ctypes.POINTER(ctypes.c_int64), ctypes.c_int32], ctypes.c_int64
+        _state["workspace_bytes"] = size
     except (OSError, subprocess.CalledProcessError, AttributeError) as e:
         _state["error"] = getattr(e, "stderr", None) or str(e)
         return False
@@ -97,19 +123,39 @@ def _varying_as(y, *inputs):
     return jax.lax.pcast(y, missing, to="varying") if missing else y
 
 
+def _workspace_bytes(pass_, n, h, w, c, o, kh, kw, stride, padding, ho, wo) -> int:
+    key = (ctypes.c_int64 * 13)(n, h, w, c, o, kh, kw, stride[0], stride[1], padding[0], padding[1], ho, wo)
+    size = _state["workspace_bytes"](key, pass_)
+    if size < 0:
+        raise ValueError(f"oneDNN has no convolution for input {(n, h, w, c)}, kernel {(kh, kw, c, o)}, "
+                         f"stride {tuple(stride)}, padding {tuple(padding)}")
+    return max(int(size), 1)
+
+
+def _call(target, pass_, result, a, b, stride, padding, x_shape, w_shape, y_shape):
+    n, h, wd, c = x_shape
+    kh, kw, _, o = w_shape
+    ws = _workspace_bytes(pass_, n, h, wd, c, o, kh, kw, stride, padding, y_shape[1], y_shape[2])
+    out, _ = jax.ffi.ffi_call(target, (result, jax.ShapeDtypeStruct((ws,), np.uint8)))(
+        a, b, **_attrs(stride, padding))
+    return out
+
+
 def conv_fwd(x, w, stride, padding):
     n, h, wd, _ = x.shape
     kh, kw, _, o = w.shape
     ho, wo = (h + 2 * padding[0] - kh) // stride[0] + 1, (wd + 2 * padding[1] - kw) // stride[1] + 1
     out = jax.ShapeDtypeStruct((n, ho, wo, o), x.dtype)
-    return _varying_as(jax.ffi.ffi_call(TARGETS[0], out)(x, w, **_attrs(stride, padding)), x, w)
+    return _varying_as(_call(TARGETS[0], 0, out, x, w, stride, padding, x.shape, w.shape, out.shape), x, w)
 
 
 def conv_bwd_data(g, w, x_shape, stride, padding):
     """The input gradient; under shard_map the caller gives it the input's axis types (`_varying_as`)."""
-    return jax.ffi.ffi_call(TARGETS[1], jax.ShapeDtypeStruct(x_shape, g.dtype))(g, w, **_attrs(stride, padding))
+    out = jax.ShapeDtypeStruct(x_shape, g.dtype)
+    return _call(TARGETS[1], 1, out, g, w, stride, padding, x_shape, w.shape, g.shape)
 
 
 def conv_bwd_weights(x, g, w_shape, stride, padding):
     """The kernel gradient; under shard_map the caller gives it the kernel's axis types (`_varying_as`)."""
-    return jax.ffi.ffi_call(TARGETS[2], jax.ShapeDtypeStruct(w_shape, g.dtype))(x, g, **_attrs(stride, padding))
+    out = jax.ShapeDtypeStruct(w_shape, g.dtype)
+    return _call(TARGETS[2], 2, out, x, g, stride, padding, x.shape, w_shape, g.shape)
