@@ -14,8 +14,8 @@ extra (headers and libdnnl.so.3 under the Python environment's prefix, GNU
 OpenMP, no other dependency), or the one under $DUALITY_ONEDNN_ROOT -- and
 jaxlib's FFI headers, into `$DUALITY_CACHE` (default ~/.cache/duality), keyed
 by the source, the oneDNN and the jax version, so a second process only
-loads it. Debian 12's libdnnl-dev is oneDNN 2.6: its backward kernels made
-ResNet-18's step 1.1x slower than 3.2's, so it is not used. Without a
+loads it. Debian 12's libdnnl-dev is oneDNN 2.6: its older backward kernels
+made ResNet-18's step about 1.08x slower than 3.2's, so it is not used. Without a
 compiler or oneDNN 3, `available()` is False and the models keep XLA's
 convolutions: nothing else changes. Opt out with DUALITY_ONEDNN=0.
 
@@ -42,7 +42,7 @@ _state: dict = {}
 
 
 def _onednn_root() -> str | None:
-    """The prefix holding include/oneapi/dnnl/dnnl.hpp and lib/libdnnl.so of oneDNN 3, if any."""
+    """The prefix holding oneDNN's headers (include/oneapi/dnnl/) and lib/libdnnl.so, if any."""
     for root in (os.environ.get("DUALITY_ONEDNN_ROOT"), sys.prefix):
         if root and os.path.exists(os.path.join(root, "include", "oneapi", "dnnl", "dnnl_version.h")) \
                 and os.path.exists(os.path.join(root, "lib", "libdnnl.so")):
