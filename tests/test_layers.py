@@ -106,6 +106,22 @@ def _onednn():
     return onednn
 
 
+def test_auto_says_once_when_cpu_convolutions_fall_back_to_xla(monkeypatch, caplog):
+    """Without oneDNN (no `cpu` extra, no compiler) training still runs, 1.5x slower: the user is told why, once."""
+    if jax.default_backend() != "cpu":
+        pytest.skip("CPU only")
+    from duality.models import onednn
+    monkeypatch.setattr(onednn, "available", lambda: False)
+    monkeypatch.setattr(onednn, "why_not", lambda: "oneDNN 3 not found (pip install onednn-devel-cpu-gomp)")
+    monkeypatch.setattr(C, "_warned", [])
+    monkeypatch.delenv("DUALITY_ONEDNN", raising=False)
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            assert C.resolve("auto", (256, 28, 28, 64), (3, 3), (1, 1), (1, 1), 4) != "onednn"
+    said = [r.getMessage() for r in caplog.records if "XLA's own kernels" in r.getMessage()]
+    assert len(said) == 1 and "onednn-devel-cpu-gomp" in said[0]
+
+
 def test_auto_picks_onednn_for_float32_on_cpu():
     _onednn()
     assert C.resolve("auto", (256, 28, 28, 64), (3, 3), (1, 1), (1, 1), 4) == "onednn"
