@@ -29,6 +29,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import site
 import subprocess
 import sys
 import tempfile
@@ -43,7 +44,8 @@ _state: dict = {}
 
 def _onednn_root() -> str | None:
     """The prefix holding oneDNN's headers (include/oneapi/dnnl/) and lib/libdnnl.so, if any."""
-    for root in (os.environ.get("DUALITY_ONEDNN_ROOT"), sys.prefix):
+    # the environment's prefix for a venv or system install; the user base for `pip install --user`
+    for root in (os.environ.get("DUALITY_ONEDNN_ROOT"), sys.prefix, site.getuserbase()):
         if root and os.path.exists(os.path.join(root, "include", "oneapi", "dnnl", "dnnl_version.h")) \
                 and os.path.exists(os.path.join(root, "lib", "libdnnl.so")):
             return root
