@@ -13,11 +13,17 @@ other. Prints ms per step per part and the `--top` most expensive ops with
 their HLO shapes; the trace directory can also be opened in TensorBoard's
 profile plugin or Perfetto. XLA:CPU runs independent ops of one step at the
 same time on its two cores, so op times add up to more than the step's wall
-time: read the shares, not a sum.
+time: read the shares, not a sum. The last column is the sum that does
+matter once convolutions dominate: the time each part's ops run while no
+convolution does (beside a convolution an op is hidden, between two it is
+on the step's critical path), with the time in which no op runs at all.
+Convolutions are recognised by their HLO (XLA's or the oneDNN custom
+calls), so ResNet's 1x1 shortcut ("proj") counts as one.
 """
 from __future__ import annotations
 
 import argparse
+import bisect
 import collections
 import glob
 import gzip
@@ -47,11 +53,38 @@ PARTS = [
 ]
 
 
-def part_of(op_name: str) -> str:
+def part_of(op_name: str, hlo: str = "") -> str:
+    """The part of the step an op belongs to, from its jax source path (`op_name`) and HLO text: a
+    convolution is one whatever its module is called (ResNet's 1x1 shortcut is a module named "proj")."""
+    if 'custom_call_target="duality_onednn_conv_' in hlo:
+        return "conv forward" if "duality_onednn_conv_fwd" in hlo else "conv backward"
+    if " convolution(" in hlo:
+        return "conv backward" if "transpose(" in op_name else "conv forward"
     for name, test in PARTS:
         if test(op_name):
             return name
     return "other"
+
+
+def _union(spans):
+    """Sorted, disjoint [start, end] intervals covering `spans`."""
+    out = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return out
+
+
+def _outside(a, b, spans) -> float:
+    """How much of [a, b] no interval of the disjoint, sorted `spans` covers."""
+    i = bisect.bisect_left([s[1] for s in spans], a)  # the first span ending after a
+    covered = 0.0
+    while i < len(spans) and spans[i][0] < b:
+        covered += max(0.0, min(b, spans[i][1]) - max(a, spans[i][0]))
+        i += 1
+    return (b - a) - covered
 
 
 def main():
@@ -96,25 +129,36 @@ def main():
     if not trace:
         raise SystemExit(f"no trace written under {out}")
     events = json.load(gzip.open(trace[0]))["traceEvents"]
+    ops = [e for e in events if e.get("ph") == "X" and e.get("name") in text]
     per_op = collections.Counter()
-    for e in events:
-        if e.get("ph") == "X" and e.get("name") in text:
-            per_op[e["name"]] += e["dur"] / 1e3 / a.steps
+    for e in ops:
+        per_op[e["name"]] += e["dur"] / 1e3 / a.steps
     parts = collections.Counter()
     for op, ms in per_op.items():
-        parts[part_of(meta.get(op, ""))] += ms
+        parts[part_of(meta.get(op, ""), text[op])] += ms
     total = sum(parts.values())
+    # The critical path, roughly: the time each op runs while no convolution does (convolutions are most
+    # of a CPU step; what runs beside them is hidden, what runs between them is not), and the time no op runs.
+    is_conv = lambda e: part_of(meta.get(e["name"], ""), text[e["name"]]).startswith("conv")
+    conv_spans = _union((e["ts"], e["ts"] + e["dur"]) for e in ops if is_conv(e))
+    alone = collections.Counter()
+    for e in ops:
+        if not is_conv(e):
+            alone[part_of(meta.get(e["name"], ""), text[e["name"]])] += _outside(e["ts"], e["ts"] + e["dur"], conv_spans) / 1e3 / a.steps
+    busy = _union((e["ts"], e["ts"] + e["dur"]) for e in ops)
+    idle = (busy[-1][1] - busy[0][0] - sum(b - a_ for a_, b in busy)) / 1e3 / a.steps if busy else 0.0
     print(f"{a.encoder}, batch {a.batch} x 2 views, jax {jax.__version__} on {jax.device_count()} "
           f"{jax.default_backend()} device(s); {wall * 1e3:.0f} ms per step under the profiler; op time summed "
           f"{total:.0f} ms per step (ops overlap on the cores); trace: {out}\n")
-    print("| part of the step | op ms per step | share |")
-    print("|---|---:|---:|")
+    print("| part of the step | op ms per step | share | ms while no convolution runs |")
+    print("|---|---:|---:|---:|")
     for name, ms in parts.most_common():
-        print(f"| {name} | {ms:.0f} | {100 * ms / total:.0f}% |")
+        print(f"| {name} | {ms:.0f} | {100 * ms / total:.0f}% | {alone[name]:.0f} |")
+    print(f"| (no op running: dispatch, host) | | | {idle:.0f} |")
     print(f"\n| op | ms per step | part | HLO |\n|---|---:|---|---|")
     for op, ms in per_op.most_common(a.top):
-        print(f"| {op} | {ms:.1f} | {part_of(meta.get(op, ''))} | `{text[op][:90]}` |")
-    others = [(op, ms) for op, ms in per_op.most_common() if part_of(meta.get(op, "")) == "other"][:8]
+        print(f"| {op} | {ms:.1f} | {part_of(meta.get(op, ''), text[op])} | `{text[op][:90]}` |")
+    others = [(op, ms) for op, ms in per_op.most_common() if part_of(meta.get(op, ""), text[op]) == "other"][:8]
     print("\nlargest ops in 'other' (jax source path):")
     for op, ms in others:
         print(f"  {op:28s} {ms:6.1f} ms  {meta.get(op, '(no metadata)')[:110]}")

@@ -1,0 +1,51 @@
+"""The parsing and attribution the profiling benchmarks' figures rest on (docs/performance.md)."""
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+import onednn_share  # noqa: E402
+import profile_step  # noqa: E402
+
+
+def test_a_convolution_counts_as_one_whatever_its_module_is_called():
+    # ResNet's 1x1 shortcut is a module named "proj" inside the backbone: before, its custom calls were
+    # attributed to BatchNorm by their source path
+    path = "jit(_per_device)/transpose(jvp(SSLModel))/backbone/BasicBlock_2/proj/ffi_call"
+    call = ('(f32[256,14,14,128]{3,2,1,0}, u8[45056]{0}) custom-call(%a, %b), '
+            'custom_call_target="duality_onednn_conv_bwd_data"')
+    assert profile_step.part_of(path, call) == "conv backward"
+    assert profile_step.part_of(path.replace("transpose(jvp(SSLModel))", "SSLModel"),
+                                call.replace("bwd_data", "fwd")) == "conv forward"
+    assert profile_step.part_of(path.replace("proj/ffi_call", "BatchNorm_0/mul"),
+                                "f32[256,14,14,128] fusion(%x)") == "encoder BatchNorm + ReLU backward"
+
+
+def test_time_outside_convolutions():
+    spans = profile_step._union([(0, 2), (1, 3), (5, 6), (5.5, 5.7)])
+    assert spans == [[0, 3], [5, 6]]
+    assert profile_step._outside(0, 10, spans) == 6  # 10 long, 4 of it under convolutions
+    assert profile_step._outside(2.5, 5.5, spans) == 2
+    assert profile_step._outside(3, 5, spans) == 2
+    assert profile_step._outside(0.5, 1.5, spans) == 0
+
+
+def test_onednn_share_sums_each_step_between_markers():
+    lines = [
+        "onednn_verbose,v1,info,oneDNN v3.2.0",
+        "onednn_verbose,v1,primitive,exec,cpu,convolution,brgconv:avx512_core,forward_training,x,y,z,9.5",  # warm-up
+        f"{onednn_share.STEP} start",
+        "onednn_verbose,v1,primitive,exec,cpu,convolution,brgconv:avx512_core,forward_training,x,y,z,10.0",
+        "onednn_verbose,v1,primitive,exec,cpu,convolution,jit:avx512_core,backward_weights,x,y,z,20.5",
+        "onednn_verbose,v1,primitive,exec,cpu,reorder,jit:uni,undef,x,y,z,1.0",
+        f"{onednn_share.STEP} 0.050",
+        "onednn_verbose,v1,primitive,exec,cpu,convolution,brgconv:avx512_core,forward_training,x,y,z,12.0",
+        f"{onednn_share.STEP} 0.060",
+    ]
+    steps = onednn_share.parse(lines)
+    assert [s["wall"] for s in steps] == [0.05, 0.06]
+    assert sum(steps[0]["ms"].values()) == 31.5
+    assert steps[0]["ms"][("convolution", "jit:avx512_core", "backward_weights")] == 20.5
+    assert sum(steps[1]["ms"].values()) == 12.0
+    assert onednn_share.part("convolution", "backward_data") == "convolution input gradient"
