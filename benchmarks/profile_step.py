@@ -16,14 +16,15 @@ same time on its two cores, so op times add up to more than the step's wall
 time: read the shares, not a sum. The last column is the sum that does
 matter once convolutions dominate: the time each part's ops run while no
 convolution does (beside a convolution an op is hidden, between two it is
-on the step's critical path), with the time in which no op runs at all.
+on the step's critical path; ops running together share the time), with
+the time in which no op runs at all; with the convolutions' own time the
+column adds up to the step's wall time under the profiler.
 Convolutions are recognised by their HLO (XLA's or the oneDNN custom
 calls), so ResNet's 1x1 shortcut ("proj") counts as one.
 """
 from __future__ import annotations
 
 import argparse
-import bisect
 import collections
 import glob
 import gzip
@@ -66,25 +67,36 @@ def part_of(op_name: str, hlo: str = "") -> str:
     return "other"
 
 
-def _union(spans):
-    """Sorted, disjoint [start, end] intervals covering `spans`."""
-    out = []
-    for a, b in sorted(spans):
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return out
+def _time_outside_convolutions(spans):
+    """(part -> time it alone holds the cores while no convolution runs, time in which no op runs).
 
-
-def _outside(a, b, spans) -> float:
-    """How much of [a, b] no interval of the disjoint, sorted `spans` covers."""
-    i = bisect.bisect_left([s[1] for s in spans], a)  # the first span ending after a
-    covered = 0.0
-    while i < len(spans) and spans[i][0] < b:
-        covered += max(0.0, min(b, spans[i][1]) - max(a, spans[i][0]))
-        i += 1
-    return (b - a) - covered
+    `spans`: (start, end, part) of every executed op. A sweep over the op boundaries: in each slice
+    in which some ops run and none is a convolution, the slice is shared equally among the running
+    ops' parts; a slice in which nothing runs (between the first start and the last end) is idle.
+    The parts' times and the idle time add up to the wall time outside convolutions.
+    """
+    marks = sorted({t for a, b, _ in spans for t in (a, b)})
+    if not marks:
+        return {}, 0.0
+    events = collections.defaultdict(list)
+    for a, b, part in spans:
+        events[a].append((+1, part))
+        events[b].append((-1, part))
+    running = collections.Counter()
+    out, idle = collections.Counter(), 0.0
+    for t0, t1 in zip(marks, marks[1:]):
+        for sign, part in events[t0]:
+            running[part] += sign
+        live = {p: n for p, n in running.items() if n > 0}
+        if any(p.startswith("conv") for p in live):
+            continue
+        if not live:
+            idle += t1 - t0
+            continue
+        n = sum(live.values())
+        for p, k in live.items():
+            out[p] += (t1 - t0) * k / n
+    return dict(out), idle
 
 
 def main():
@@ -93,6 +105,7 @@ def main():
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--top", type=int, default=15)
+    p.add_argument("--warm", type=int, default=8, help="untimed steps first: a process's first steps grow the heap")
     p.add_argument("--trace_dir", default="")
     a = p.parse_args()
     import jax
@@ -105,7 +118,7 @@ def main():
     t = train.Trainer(config(a.encoder, a.batch, 28, 1, "float32"))
     state = t.init_state(0)
     batch = t.device_batch(t.data.train.batch(0))
-    for _ in range(2):  # compile, warm up
+    for _ in range(a.warm):  # compile, warm up, and let the heap reach its size (performance.md, sixth round)
         state, m = t.step_fn(state, batch)
         jax.block_until_ready(m)
     out = a.trace_dir or tempfile.mkdtemp(prefix="duality-profile-")
@@ -137,23 +150,20 @@ def main():
     for op, ms in per_op.items():
         parts[part_of(meta.get(op, ""), text[op])] += ms
     total = sum(parts.values())
-    # The critical path, roughly: the time each op runs while no convolution does (convolutions are most
-    # of a CPU step; what runs beside them is hidden, what runs between them is not), and the time no op runs.
-    is_conv = lambda e: part_of(meta.get(e["name"], ""), text[e["name"]]).startswith("conv")
-    conv_spans = _union((e["ts"], e["ts"] + e["dur"]) for e in ops if is_conv(e))
-    alone = collections.Counter()
-    for e in ops:
-        if not is_conv(e):
-            alone[part_of(meta.get(e["name"], ""), text[e["name"]])] += _outside(e["ts"], e["ts"] + e["dur"], conv_spans) / 1e3 / a.steps
-    busy = _union((e["ts"], e["ts"] + e["dur"]) for e in ops)
-    idle = (busy[-1][1] - busy[0][0] - sum(b - a_ for a_, b in busy)) / 1e3 / a.steps if busy else 0.0
+    # The critical path, roughly: the time each part's ops run while no convolution does (convolutions are
+    # most of a CPU step; what runs beside them is hidden, what runs between them is not), shared equally
+    # among the ops running at that moment so that the column adds up to the wall time it covers.
+    alone, idle = _time_outside_convolutions(
+        [(e["ts"], e["ts"] + e["dur"], part_of(meta.get(e["name"], ""), text[e["name"]])) for e in ops])
+    alone = {k: v / 1e3 / a.steps for k, v in alone.items()}
+    idle /= 1e3 * a.steps
     print(f"{a.encoder}, batch {a.batch} x 2 views, jax {jax.__version__} on {jax.device_count()} "
           f"{jax.default_backend()} device(s); {wall * 1e3:.0f} ms per step under the profiler; op time summed "
           f"{total:.0f} ms per step (ops overlap on the cores); trace: {out}\n")
     print("| part of the step | op ms per step | share | ms while no convolution runs |")
     print("|---|---:|---:|---:|")
     for name, ms in parts.most_common():
-        print(f"| {name} | {ms:.0f} | {100 * ms / total:.0f}% | {alone[name]:.0f} |")
+        print(f"| {name} | {ms:.0f} | {100 * ms / total:.0f}% | {alone.get(name, 0.0):.0f} |")
     print(f"| (no op running: dispatch, host) | | | {idle:.0f} |")
     print(f"\n| op | ms per step | part | HLO |\n|---|---:|---|---|")
     for op, ms in per_op.most_common(a.top):

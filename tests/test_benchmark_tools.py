@@ -22,13 +22,15 @@ def test_a_convolution_counts_as_one_whatever_its_module_is_called():
                                 "f32[256,14,14,128] fusion(%x)") == "encoder BatchNorm + ReLU backward"
 
 
-def test_time_outside_convolutions():
-    spans = profile_step._union([(0, 2), (1, 3), (5, 6), (5.5, 5.7)])
-    assert spans == [[0, 3], [5, 6]]
-    assert profile_step._outside(0, 10, spans) == 6  # 10 long, 4 of it under convolutions
-    assert profile_step._outside(2.5, 5.5, spans) == 2
-    assert profile_step._outside(3, 5, spans) == 2
-    assert profile_step._outside(0.5, 1.5, spans) == 0
+def test_time_outside_convolutions_is_shared_and_adds_up():
+    spans = [(0, 4, "conv forward"), (2, 6, "encoder BatchNorm + ReLU forward"),  # 2 hidden, 2 alone
+             (5, 7, "loss"),                                                     # 5-6 shared with BN
+             (9, 10, "loss"), (9, 10, "optimiser"),                              # 8..9 idle, then shared
+             (3, 3.5, "loss")]                                                   # under the conv: hidden
+    alone, idle = profile_step._time_outside_convolutions(spans)
+    assert alone == {"encoder BatchNorm + ReLU forward": 1.5, "loss": 2.0, "optimiser": 0.5}
+    assert idle == 2  # 7..9
+    assert sum(alone.values()) + idle == 10 - 4  # the wall time outside convolutions
 
 
 def test_onednn_share_sums_each_step_between_markers():
