@@ -18,7 +18,7 @@ matter once convolutions dominate: the time each part's ops run while no
 convolution does (beside a convolution an op is hidden, between two it is
 on the step's critical path; ops running together share the time), with
 the time in which no op runs at all; with the convolutions' own time the
-column adds up to the step's wall time under the profiler.
+column adds up to the traced span (first op to last).
 Convolutions are recognised by their HLO (XLA's or the oneDNN custom
 calls), so ResNet's 1x1 shortcut ("proj") counts as one.
 """
