@@ -2,6 +2,7 @@
 
   python benchmarks/onednn_share.py                          # ResNet-18, batch 256 x 2 views
   python benchmarks/onednn_share.py --encoder=small --steps=5
+  python benchmarks/onednn_share.py --passes                 # also each pass of ResNet-18's 3x3 layers alone
 
 `jax.profiler` sees a custom call as one opaque op and perf sees oneDNN's
 generated kernels as anonymous addresses; oneDNN itself can time every
@@ -18,7 +19,10 @@ the gaps between ops (`benchmarks/profile_step.py` splits that part).
 The answer decides where speed can still come from: when oneDNN's share is
 most of the step and its kernels already run near the CPU's multiply-add
 rate (`docs/performance.md`, seventh round), only the rest is the
-project's to shrink. Needs the oneDNN convolutions (`pip install -e .[cpu]`).
+project's to shrink. `--passes` adds each pass of each distinct 3x3
+convolution of ResNet-18 timed alone through the same custom calls (jitted
+one pass at a time, batch `--batch`), to set against the in-step sums.
+Needs the oneDNN convolutions (`pip install -e .[cpu]`).
 """
 from __future__ import annotations
 
@@ -62,6 +66,45 @@ def child(encoder: str, batch: int, steps: int, warm: int) -> None:
         print(f"{STEP} {time.perf_counter() - t0:.6f}", flush=True)
 
 
+def passes_alone(batch: int, reps: int = 7) -> None:
+    """Median ms of each pass of each distinct 3x3 convolution of ResNet-18 (CIFAR stem, 28x28), alone."""
+    sys.path.insert(0, ROOT)
+    import jax
+    import numpy as np
+
+    from conv_vs_pytorch import RESNET18
+    from duality import runtime
+    from duality.models import onednn
+
+    runtime.tune_allocator()
+    if not onednn.available():
+        raise SystemExit(f"oneDNN's convolutions are not available here: {onednn.why_not()}")
+    rng = np.random.default_rng(0)
+
+    def median_ms(f, *args):
+        jax.block_until_ready(f(*args))
+        ts = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            jax.block_until_ready(f(*args))
+            ts.append(time.perf_counter() - t0)
+        return 1e3 * statistics.median(ts)
+
+    print(f"\n| layer, batch {batch}, alone | forward ms | input gradient ms | weight gradient ms |")
+    print("|---|---:|---:|---:|")
+    for name, _, (h, w, c), o, s in RESNET18:
+        st, pad = (s, s), (1, 1)
+        ho, wo = (h + 2 - 3) // s + 1, (w + 2 - 3) // s + 1
+        x = jax.numpy.asarray(rng.normal(size=(batch, h, w, c)).astype(np.float32))
+        k = jax.numpy.asarray(rng.normal(size=(3, 3, c, o)).astype(np.float32))
+        g = jax.numpy.asarray(rng.normal(size=(batch, ho, wo, o)).astype(np.float32))
+        fwd = jax.jit(lambda x, k: onednn.conv_fwd(x, k, st, pad))
+        bwd_data = jax.jit(lambda g, k: onednn.conv_bwd_data(g, k, x.shape, st, pad))
+        bwd_weights = jax.jit(lambda x, g: onednn.conv_bwd_weights(x, g, k.shape, st, pad))
+        print(f"| {name} | {median_ms(fwd, x, k):.1f} | {median_ms(bwd_data, g, k):.1f} | "
+              f"{median_ms(bwd_weights, x, g):.1f} |", flush=True)
+
+
 def parse(lines) -> list[dict]:
     """Per timed step: wall seconds and oneDNN's milliseconds by (primitive, implementation, pass)."""
     steps, cur, started = [], collections.Counter(), False
@@ -96,6 +139,7 @@ def main():
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warm", type=int, default=8, help="untimed steps first (compilation, heap growth)")
+    p.add_argument("--passes", action="store_true", help="also time each pass of ResNet-18's 3x3 layers alone")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
@@ -136,6 +180,8 @@ def main():
         kernels = ", ".join(f"{impl} {statistics.median(ms):.0f}" for (pp, impl), ms in
                             sorted(by_impl.items(), key=lambda kv: -statistics.median(kv[1])) if pp == k)
         print(f"| {k} | {statistics.median(v):.0f} | {kernels} |")
+    if a.passes:
+        passes_alone(a.batch)
 
 
 if __name__ == "__main__":
