@@ -73,6 +73,7 @@ def passes_alone(batch: int, reps: int = 7) -> None:
     import numpy as np
 
     from conv_vs_pytorch import RESNET18
+    from vs_pytorch import timed
     from duality import runtime
     from duality.models import onednn
 
@@ -82,13 +83,8 @@ def passes_alone(batch: int, reps: int = 7) -> None:
     rng = np.random.default_rng(0)
 
     def median_ms(f, *args):
-        jax.block_until_ready(f(*args))
-        ts = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            jax.block_until_ready(f(*args))
-            ts.append(time.perf_counter() - t0)
-        return 1e3 * statistics.median(ts)
+        jax.block_until_ready(f(*args))  # compile
+        return 1e3 * statistics.median(timed(lambda: jax.block_until_ready(f(*args)), reps))
 
     print(f"\n| layer, batch {batch}, alone | forward ms | input gradient ms | weight gradient ms |")
     print("|---|---:|---:|---:|")
@@ -135,13 +131,18 @@ def part(kind: str, prop: str) -> str:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--encoder", default="resnet18")
+    sys.path.insert(0, ROOT)
+    from duality.models.ssl_model import ENCODERS
+
+    p.add_argument("--encoder", default="resnet18", choices=ENCODERS)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warm", type=int, default=8, help="untimed steps first (compilation, heap growth)")
     p.add_argument("--passes", action="store_true", help="also time each pass of ResNet-18's 3x3 layers alone")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.steps < 1 or a.warm < 1 or a.batch < 2:
+        p.error(f"--steps, --warm must be >= 1 and --batch >= 2 (got {a.steps}, {a.warm}, {a.batch})")
     if a.child:
         return child(a.encoder, a.batch, a.steps, a.warm)
     env = dict(os.environ, ONEDNN_VERBOSE="profile_exec")
