@@ -309,7 +309,10 @@ def make_variant(name: str, encoder: str, batch: int, twin_path: str, threads: i
         return model_step
     from duality import train  # the project's full step: augmentation, online probe, health metrics, LARS
 
-    tr = train.Trainer(model_config(encoder, batch))
+    cfg = model_config(encoder, batch)
+    if name == "jax full step, XLA BatchNorm":
+        cfg.model.norm_impl = "xla"
+    tr = train.Trainer(cfg)
     fstate = {"s": tr.init_state(0)}
     fbatch = tr.device_batch(tr.data.train.batch(0))
 
@@ -335,6 +338,8 @@ def worker(conn, name, encoder, batch, twin_path, threads):
 
 
 VARIANTS = ("torch channels_last", "torch default layout", "jax model step", "jax full step")
+# --with-xla-batchnorm adds the full step with XLA's BatchNorm (model.norm_impl="xla") in place of oneDNN's
+XLA_BN = "jax full step, XLA BatchNorm"
 
 
 def bench(encoder: str, a) -> list[dict]:
@@ -353,14 +358,15 @@ def bench(encoder: str, a) -> list[dict]:
         if proc.exitcode != 0:
             raise SystemExit(f"{encoder}: the twin check failed (exit code {proc.exitcode})")
         workers = {}
-        for name in VARIANTS:
+        variants = VARIANTS + ((XLA_BN,) if a.with_xla_batchnorm else ())
+        for name in variants:
             parent, child = ctx.Pipe()
             p = ctx.Process(target=worker, args=(child, name, encoder, a.batch, twin_path, a.threads), daemon=True)
             p.start()
             if parent.recv() != "ready":
                 raise SystemExit(f"{encoder}: {name} did not start")
             workers[name] = (p, parent)  # started one at a time: compilations do not overlap
-        times = {k: [] for k in VARIANTS}
+        times = {k: [] for k in variants}
         for _ in range(a.rounds):
             for name, (_, conn) in workers.items():  # one variant runs at a time; the others wait on a pipe
                 conn.send(a.steps)
@@ -384,6 +390,8 @@ def main():
     p.add_argument("--steps", type=int, default=5, help="timed steps per variant per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--with-xla-batchnorm", action="store_true",
+                   help="also time the full step with XLA's BatchNorm instead of oneDNN's (models/norm.py)")
     a = p.parse_args()
     from importlib.metadata import version
 

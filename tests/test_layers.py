@@ -216,6 +216,9 @@ def test_onednn_convolution_under_shard_map_equals_one_device():
     sharded = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P("data")), out_specs=P()))(w, x)
     one = jax.grad(lambda w: jnp.sum(jnp.square(C._xla(x, w, (2, 2), (1, 1)))))(w)
     assert _rel(sharded, one) < 2e-5
+    # a kernel passed in unvaried: its gradient is the same on every device, the sum of the devices' own
+    unvaried = jax.jit(jax.shard_map(jax.grad(loss), mesh=mesh, in_specs=(P(), P("data")), out_specs=P()))(w, x)
+    assert _rel(unvaried, one) < 2e-5
 
 
 def _flax_bn(**kw):

@@ -182,9 +182,10 @@ def _conv_onednn_fwd(x, w, stride, padding):
 def _conv_onednn_bwd(stride, padding, res, g):
     from duality.models import onednn
     x, w = res
-    # each gradient varies over the shard_map axes its primal input does (the custom calls drop the types)
-    return (onednn._varying_as(onednn.conv_bwd_data(g, w, x.shape, stride, padding), x, g),
-            onednn._varying_as(onednn.conv_bwd_weights(x, g, w.shape, stride, padding), w, g))
+    # the custom calls drop shard_map's axis types: each gradient is first typed like its operands, then like
+    # its primal (a kernel passed in unvaried gets the sum over devices, the transpose of that broadcast)
+    return (onednn._cotangent_as(onednn._varying_as(onednn.conv_bwd_data(g, w, x.shape, stride, padding), x, g), x),
+            onednn._cotangent_as(onednn._varying_as(onednn.conv_bwd_weights(x, g, w.shape, stride, padding), x, g), w))
 
 
 _conv_onednn.defvjp(_conv_onednn_fwd, _conv_onednn_bwd)

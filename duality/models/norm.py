@@ -39,12 +39,27 @@ class BatchNorm(nn.Module):
     use_bias: bool = True
     scale_init: Any = nn.initializers.ones
     bias_init: Any = nn.initializers.zeros
+    relu: bool = False  # max(y, 0) after the normalization (fused into it where oneDNN runs it)
+    impl: str = "auto"  # "auto", "xla" or "onednn": who computes the training-mode normalization
 
     @nn.compact
     def __call__(self, x):
         features = (x.shape[-1],)
         ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros(features, jnp.float32))
         ra_var = self.variable("batch_stats", "var", lambda: jnp.ones(features, jnp.float32))
+        if self._onednn(x):
+            from duality.models import onednn
+            scale = self.param("scale", self.scale_init, features, self.param_dtype) if self.use_scale \
+                else jnp.ones(features, jnp.float32)
+            bias = self.param("bias", self.bias_init, features, self.param_dtype) if self.use_bias \
+                else jnp.zeros(features, jnp.float32)
+            y, mean, var = onednn.batch_norm(x, scale.astype(jnp.float32), bias.astype(jnp.float32),
+                                             float(self.epsilon), bool(self.relu))
+            if self.axis_name is not None:  # one device on the axis: the mean over it only retypes them
+                mean, var = jax.lax.pmean(jnp.stack([mean, var]), self.axis_name)
+            ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
+            ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
+            return y
         if self.use_running_average:
             mean, var = ra_mean.value, ra_var.value
         else:
@@ -64,11 +79,43 @@ class BatchNorm(nn.Module):
         shift = -mean * mul
         if self.use_bias:
             shift = shift + self.param("bias", self.bias_init, features, self.param_dtype)
-        return (x * mul + shift).astype(self.dtype)
+        y = (x * mul + shift).astype(self.dtype)
+        return jax.nn.relu(y) if self.relu else y
+
+    def _onednn(self, x) -> bool:
+        """Whether oneDNN's batch normalization (models/onednn/batchnorm.cc) computes this call.
+
+        "auto" picks it for a training-mode float32 NHWC activation on CPU, where the library was built
+        (the convolutions' switch, DUALITY_ONEDNN), and where the batch statistics are this device's own:
+        no data-parallel axis, or one of size 1. Across devices the statistics are all-reduced between the
+        two halves of the forward pass, which a single library call cannot do, so XLA's path runs.
+        """
+        if self.impl not in IMPLS:
+            raise ValueError(f"BatchNorm impl={self.impl!r}: use one of {IMPLS}")
+        if self.impl == "xla" or self.use_running_average or self.is_initializing():
+            return False
+        why = None
+        if x.ndim != 4 or x.dtype != jnp.float32 or jnp.dtype(self.dtype) != jnp.float32:
+            why = "a float32 NHWC input and output"
+        elif jax.default_backend() != "cpu":
+            why = "the CPU backend"
+        elif self.axis_name is not None and jax.lax.axis_size(self.axis_name) != 1:
+            why = "one device on the data-parallel axis"
+        else:
+            from duality.models import onednn
+            if not onednn.available():
+                why = f"oneDNN ({onednn.why_not() or 'unavailable'})"
+        if why and self.impl == "onednn":
+            raise ValueError(f"BatchNorm impl='onednn' needs {why}; use impl='auto' or 'xla'")
+        return why is None
 
 
-def batch_norm(train: bool, axis_name, dtype=jnp.float32, zero_init: bool = False, name=None, affine: bool = True):
-    return BatchNorm(
+IMPLS = ("auto", "xla", "onednn")
+
+
+def batch_norm(train: bool, axis_name, dtype=jnp.float32, zero_init: bool = False, name=None, affine: bool = True,
+               relu: bool = False, impl: str = "auto"):
+    return BatchNorm(relu=relu, impl=impl,
         use_running_average=not train, momentum=0.9, epsilon=1e-5, axis_name=axis_name if train else None,
         dtype=dtype, param_dtype=jnp.float32, use_scale=affine, use_bias=affine,
         scale_init=nn.initializers.zeros if zero_init else nn.initializers.ones, name=name)

@@ -27,17 +27,18 @@ class BasicBlock(nn.Module):
     axis_name: Any = None
     dtype: Any = jnp.float32
     conv_backward: str = "auto"  # models/conv.py
+    norm_impl: str = "auto"  # models/norm.py
 
     @nn.compact
     def __call__(self, x, train: bool):
         cv = functools.partial(conv, dtype=self.dtype, backward=self.conv_backward)
         y = cv(self.features, (3, 3), (self.stride, self.stride), padding=1)(x)
-        y = nn.relu(batch_norm(train, self.axis_name, self.dtype)(y))
+        y = batch_norm(train, self.axis_name, self.dtype, relu=True, impl=self.norm_impl)(y)
         y = cv(self.features, (3, 3), padding=1)(y)
-        y = batch_norm(train, self.axis_name, self.dtype, zero_init=self.zero_init_residual)(y)
+        y = batch_norm(train, self.axis_name, self.dtype, zero_init=self.zero_init_residual, impl=self.norm_impl)(y)
         if x.shape[-1] != self.features or self.stride != 1:
             x = cv(self.features, (1, 1), (self.stride, self.stride), name="proj")(x)
-            x = batch_norm(train, self.axis_name, self.dtype, name="proj_bn")(x)
+            x = batch_norm(train, self.axis_name, self.dtype, name="proj_bn", impl=self.norm_impl)(x)
         return nn.relu(x + y)
 
 
@@ -48,6 +49,7 @@ class Bottleneck(nn.Module):
     axis_name: Any = None
     dtype: Any = jnp.float32
     conv_backward: str = "auto"  # models/conv.py
+    norm_impl: str = "auto"  # models/norm.py
     expansion: int = 4
 
     @nn.compact
@@ -55,14 +57,14 @@ class Bottleneck(nn.Module):
         cv = functools.partial(conv, dtype=self.dtype, backward=self.conv_backward)
         out = self.features * self.expansion
         y = cv(self.features, (1, 1))(x)
-        y = nn.relu(batch_norm(train, self.axis_name, self.dtype)(y))
+        y = batch_norm(train, self.axis_name, self.dtype, relu=True, impl=self.norm_impl)(y)
         y = cv(self.features, (3, 3), (self.stride, self.stride), padding=1)(y)
-        y = nn.relu(batch_norm(train, self.axis_name, self.dtype)(y))
+        y = batch_norm(train, self.axis_name, self.dtype, relu=True, impl=self.norm_impl)(y)
         y = cv(out, (1, 1))(y)
-        y = batch_norm(train, self.axis_name, self.dtype, zero_init=self.zero_init_residual)(y)
+        y = batch_norm(train, self.axis_name, self.dtype, zero_init=self.zero_init_residual, impl=self.norm_impl)(y)
         if x.shape[-1] != out or self.stride != 1:
             x = cv(out, (1, 1), (self.stride, self.stride), name="proj")(x)
-            x = batch_norm(train, self.axis_name, self.dtype, name="proj_bn")(x)
+            x = batch_norm(train, self.axis_name, self.dtype, name="proj_bn", impl=self.norm_impl)(x)
         return nn.relu(x + y)
 
 
@@ -75,6 +77,7 @@ class ResNet(nn.Module):
     axis_name: Any = None
     dtype: Any = jnp.float32
     conv_backward: str = "auto"  # models/conv.py
+    norm_impl: str = "auto"  # models/norm.py
 
     @nn.compact
     def __call__(self, x, train: bool = True):
@@ -82,11 +85,11 @@ class ResNet(nn.Module):
         x = x.astype(self.dtype)
         if self.stem == "imagenet":
             x = cv(self.width, (7, 7), (2, 2), padding=3, name="stem")(x)
-            x = nn.relu(batch_norm(train, self.axis_name, self.dtype, name="stem_bn")(x))
+            x = batch_norm(train, self.axis_name, self.dtype, name="stem_bn", relu=True, impl=self.norm_impl)(x)
             x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
         elif self.stem == "cifar":
             x = cv(self.width, (3, 3), padding=1, name="stem")(x)
-            x = nn.relu(batch_norm(train, self.axis_name, self.dtype, name="stem_bn")(x))
+            x = batch_norm(train, self.axis_name, self.dtype, name="stem_bn", relu=True, impl=self.norm_impl)(x)
         else:
             raise ValueError(f"ResNet: unknown stem {self.stem!r}; use 'imagenet' or 'cifar'")
         block = {"basic": BasicBlock, "bottleneck": Bottleneck}[self.block]
@@ -94,7 +97,7 @@ class ResNet(nn.Module):
             for j in range(n):
                 x = block(self.width * 2 ** i, stride=2 if i > 0 and j == 0 else 1,
                           zero_init_residual=self.zero_init_residual, axis_name=self.axis_name,
-                          dtype=self.dtype, conv_backward=self.conv_backward)(x, train)
+                          dtype=self.dtype, conv_backward=self.conv_backward, norm_impl=self.norm_impl)(x, train)
         return jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
 
 

@@ -21,6 +21,7 @@ class SmallConvNet(nn.Module):
     axis_name: Any = None
     dtype: Any = jnp.float32
     conv_backward: str = "auto"  # models/conv.py: "auto" (per layer, from the platform), "xla", "dot" or "mixed"
+    norm_impl: str = "auto"  # models/norm.py: "auto", "xla" or "onednn"
 
     @nn.compact
     def __call__(self, x, train: bool = True):
@@ -28,5 +29,5 @@ class SmallConvNet(nn.Module):
         for i, w in enumerate(self.widths):
             s = 1 if i == 0 else 2
             x = conv(w, (3, 3), (s, s), padding=1, dtype=self.dtype, backward=self.conv_backward)(x)
-            x = nn.relu(batch_norm(train, self.axis_name, self.dtype)(x))
+            x = batch_norm(train, self.axis_name, self.dtype, relu=True, impl=self.norm_impl)(x)
         return jnp.concatenate([jnp.mean(x, axis=(1, 2)), jnp.max(x, axis=(1, 2))], axis=-1).astype(jnp.float32)

@@ -33,14 +33,15 @@ class SSLModel(nn.Module):
     axis_name: Any = None
     dtype: Any = jnp.float32
     conv_backward: str = "auto"  # how convolutions are differentiated (models/conv.py); same function either way
+    norm_impl: str = "auto"  # who computes training-mode BatchNorm (models/norm.py); same function either way
 
     def setup(self):
         kw = dict(axis_name=self.axis_name, dtype=self.dtype)
         if self.encoder == "small":
-            self.backbone = SmallConvNet(widths=tuple(self.widths), conv_backward=self.conv_backward, **kw)
+            self.backbone = SmallConvNet(widths=tuple(self.widths), conv_backward=self.conv_backward, norm_impl=self.norm_impl, **kw)
         elif self.encoder in DEPTHS:
             self.backbone = resnet(self.encoder, stem=self.stem, zero_init_residual=self.zero_init_residual,
-                                   conv_backward=self.conv_backward, **kw)
+                                   conv_backward=self.conv_backward, norm_impl=self.norm_impl, **kw)
         else:
             raise ValueError(f"unknown encoder {self.encoder!r}; choose one of {ENCODERS}")
         self.proj = MLP(parse_spec(self.projector), out_bn=self.projector_out_bn, **kw)
@@ -68,7 +69,8 @@ def build(cfg, axis_name=None, heads: dict | None = None) -> SSLModel:
     return SSLModel(encoder=cfg.encoder, widths=tuple(cfg.get("widths", (32, 64, 128, 256))), stem=cfg.get("stem", "cifar"),
                     projector=cfg.projector, projector_out_bn=bool(cfg.get("projector_out_bn", False)),
                     heads=tuple((heads or {}).items()), zero_init_residual=cfg.get("zero_init_residual", True),
-                    axis_name=axis_name, dtype=dtype, conv_backward=cfg.get("conv_backward", "auto"))
+                    axis_name=axis_name, dtype=dtype, conv_backward=cfg.get("conv_backward", "auto"),
+                    norm_impl=cfg.get("norm_impl", "auto"))
 
 
 def param_count(params) -> int:

@@ -27,6 +27,7 @@ allocated inside a call (conv.cc says why).
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import site
@@ -35,10 +36,12 @@ import sys
 import tempfile
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conv.cc")
-TARGETS = ("duality_onednn_conv_fwd", "duality_onednn_conv_bwd_data", "duality_onednn_conv_bwd_weights")
+_SOURCES = tuple(os.path.join(os.path.dirname(os.path.abspath(__file__)), f) for f in ("conv.cc", "batchnorm.cc"))
+TARGETS = ("duality_onednn_conv_fwd", "duality_onednn_conv_bwd_data", "duality_onednn_conv_bwd_weights",
+           "duality_onednn_bn_fwd", "duality_onednn_bn_bwd")
 _state: dict = {}
 
 
@@ -53,8 +56,11 @@ def _onednn_root() -> str | None:
 
 
 def _library_path(root: str) -> str:
-    with open(_SRC, "rb") as f, open(os.path.join(root, "include", "oneapi", "dnnl", "dnnl_version.h"), "rb") as v:
-        digest = hashlib.sha256(f.read() + v.read() + root.encode() + jax.__version__.encode()).hexdigest()[:16]
+    h = hashlib.sha256()
+    for name in _SOURCES + (os.path.join(root, "include", "oneapi", "dnnl", "dnnl_version.h"),):
+        with open(name, "rb") as f:
+            h.update(f.read())
+    digest = hashlib.sha256(h.digest() + root.encode() + jax.__version__.encode()).hexdigest()[:16]
     cache = os.environ.get("DUALITY_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "duality"))
     return os.path.join(cache, f"libduality_onednn_{digest}.so")
 
@@ -65,7 +71,7 @@ def _build(path: str, root: str) -> None:
     os.close(fd)
     lib = os.path.join(root, "lib")
     cmd = [os.environ.get("CXX", "g++"), "-O2", "-std=c++17", "-shared", "-fPIC", f"-I{os.path.join(root, 'include')}",
-           f"-I{jax.ffi.include_dir()}", _SRC, f"-L{lib}", f"-Wl,-rpath,{lib}", "-ldnnl", "-o", tmp]
+           f"-I{jax.ffi.include_dir()}", *_SOURCES, f"-L{lib}", f"-Wl,-rpath,{lib}", "-ldnnl", "-o", tmp]
     try:
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         os.replace(tmp, path)  # atomic: concurrent builders never load a half-written library
@@ -96,6 +102,9 @@ def available() -> bool:
         size = lib.duality_onednn_workspace_bytes
         size.argtypes, size.restype = [ctypes.POINTER(ctypes.c_int64), ctypes.c_int32], ctypes.c_int64
         _state["workspace_bytes"] = size
+        bn_size = lib.duality_onednn_bn_bytes
+        bn_size.argtypes, bn_size.restype = [ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64)], ctypes.c_int32
+        _state["bn_bytes"] = bn_size
     except (OSError, subprocess.CalledProcessError, AttributeError) as e:
         _state["error"] = getattr(e, "stderr", None) or str(e)
         return False
@@ -123,6 +132,16 @@ def _varying_as(y, *inputs):
     """A custom call's result carries no shard_map axis types: give it its inputs' (varying) ones."""
     missing = tuple(sorted(frozenset().union(*(_varying(a) for a in inputs)) - _varying(y)))
     return jax.lax.pcast(y, missing, to="varying") if missing else y
+
+
+def _cotangent_as(ct, primal):
+    """A cotangent typed like its primal under shard_map: summed over the axes the primal is invariant along.
+
+    A parameter passed into `shard_map` unvaried (the same on every device) receives the sum of each
+    device's gradient, the transpose of broadcasting it; a varying one keeps its own.
+    """
+    extra = tuple(sorted(_varying(ct) - _varying(primal)))
+    return _varying_as(jax.lax.psum(ct, extra) if extra else ct, primal)
 
 
 def _workspace_bytes(pass_, n, h, w, c, o, kh, kw, stride, padding, ho, wo) -> int:
@@ -161,3 +180,74 @@ def conv_bwd_weights(x, g, w_shape, stride, padding):
     """The kernel gradient; under shard_map the caller gives it the kernel's axis types (`_varying_as`)."""
     out = jax.ShapeDtypeStruct(w_shape, g.dtype)
     return _call(TARGETS[2], 2, out, x, g, stride, padding, x.shape, w_shape, g.shape)
+
+
+def _bn_bytes(shape, relu: bool, epsilon: float):
+    """Bytes of the relu mask and of the forward and backward scratchpads (each at least 1)."""
+    bits = int(np.asarray(epsilon, np.float32).view(np.uint32))
+    key = (ctypes.c_int64 * 6)(*shape, int(relu), bits)
+    out = (ctypes.c_int64 * 3)()
+    if _state["bn_bytes"](key, out) != 0:
+        raise ValueError(f"oneDNN has no batch normalization for an NHWC float32 input of shape {tuple(shape)}")
+    return [max(int(v), 1) for v in out]
+
+
+def _value(a):
+    return getattr(a, "value", a)  # a CustomVJPPrimal under symbolic zeros
+
+
+def _bn_call(x, scale, shift, epsilon, relu):
+    c = x.shape[-1]
+    mask_bytes, fwd_bytes, _ = _bn_bytes(x.shape, relu, epsilon)
+    stat = jax.ShapeDtypeStruct((c,), np.float32)
+    y, mean, var, mask, _ = jax.ffi.ffi_call(
+        "duality_onednn_bn_fwd", (jax.ShapeDtypeStruct(x.shape, np.float32), stat, stat,
+                                  jax.ShapeDtypeStruct((mask_bytes,), np.uint8),
+                                  jax.ShapeDtypeStruct((fwd_bytes,), np.uint8)))(
+        x, scale, shift, relu=np.int64(relu), eps=np.float32(epsilon))
+    return tuple(_varying_as(t, x, scale, shift) for t in (y, mean, var)), mask
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def batch_norm(x, scale, shift, epsilon: float, relu: bool):
+    """Training-mode BatchNorm (+ ReLU) of an NHWC float32 `x` over its own batch: (y, mean, biased var).
+
+    y = scale * (x - mean) / sqrt(var + epsilon) + shift, then max(y, 0) when `relu`. The gradient is the
+    full one through the batch statistics (batchnorm.cc); the statistics are this call's alone, so under
+    data parallelism it is SyncBatchNorm only over one device (models/norm.py decides when it applies).
+    """
+    return _bn_call(x, scale, shift, epsilon, relu)[0]
+
+
+def _bn_fwd(x, scale, shift, epsilon, relu):
+    x, scale, shift = _value(x), _value(scale), _value(shift)
+    out, mask = _bn_call(x, scale, shift, epsilon, relu)
+    return out, (x, out[1], out[2], scale, shift, mask)
+
+
+def _bn_bwd(epsilon, relu, res, cts):
+    x, mean, var, scale, shift, mask = res
+    gy, gmean, gvar = cts
+    zero = jax.custom_derivatives.SymbolicZero
+    if isinstance(gy, zero):
+        gy = jnp.zeros(x.shape, x.dtype)
+    c = x.shape[-1]
+    _, _, bwd_bytes = _bn_bytes(x.shape, relu, epsilon)
+    stat = jax.ShapeDtypeStruct((c,), np.float32)
+    dx, dscale, dshift, _ = jax.ffi.ffi_call(
+        "duality_onednn_bn_bwd", (jax.ShapeDtypeStruct(x.shape, np.float32), stat, stat,
+                                  jax.ShapeDtypeStruct((bwd_bytes,), np.uint8)))(
+        x, gy, mean, var, scale, mask, relu=np.int64(relu), eps=np.float32(epsilon))
+    # The statistics are outputs too (for running averages, normally not differentiated): their exact terms,
+    # d mean / dx = 1/m and d var / dx = 2 (x - mean) / m, are added only when a cotangent reaches them.
+    m = x.size // c
+    if not isinstance(gmean, zero):
+        dx = dx + gmean / m
+    if not isinstance(gvar, zero):
+        dx = dx + gvar * (2.0 / m) * (x - mean)
+    # the call's results carry no shard_map axis types: each device's own first, then typed like the primals
+    dx, dscale, dshift = (_varying_as(t, x, gy) for t in (dx, dscale, dshift))
+    return _cotangent_as(dx, x), _cotangent_as(dscale, scale), _cotangent_as(dshift, shift)
+
+
+batch_norm.defvjp(_bn_fwd, _bn_bwd, symbolic_zeros=True)
