@@ -124,6 +124,8 @@ def part(kind: str, prop: str) -> str:
         return {"forward_training": "convolution forward", "forward_inference": "convolution forward",
                 "backward_data": "convolution input gradient",
                 "backward_weights": "convolution weight gradient"}.get(prop, f"convolution {prop}")
+    if kind == "batch_normalization":  # models/norm.py's BatchNorm (+ ReLU) on one device
+        return "BatchNorm (+ ReLU) " + ("backward" if prop.startswith("backward") else "forward")
     if kind == "gemm_api":  # XLA:CPU's own matrix products (augmentation's resampling, projector) also log
         return "matrix products (XLA's dots)"
     return "kernel reorders" if kind == "reorder" else f"other oneDNN ({kind})"

@@ -59,6 +59,8 @@ def part_of(op_name: str, hlo: str = "") -> str:
     convolution is one whatever its module is called (ResNet's 1x1 shortcut is a module named "proj")."""
     if 'custom_call_target="duality_onednn_conv_' in hlo:
         return "conv forward" if "duality_onednn_conv_fwd" in hlo else "conv backward"
+    if 'custom_call_target="duality_onednn_bn_' in hlo:  # oneDNN's BatchNorm (+ ReLU), models/norm.py
+        return "encoder BatchNorm + ReLU " + ("forward" if "duality_onednn_bn_fwd" in hlo else "backward")
     if " convolution(" in hlo:
         return "conv backward" if "transpose(" in op_name else "conv forward"
     for name, test in PARTS:

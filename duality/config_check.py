@@ -133,6 +133,8 @@ RULES = {
     "model.projector_out_bn": Boolean(),
     "model.zero_init_residual": Boolean(),
     "model.dtype": Choice(("float32", "bfloat16")),
+    "model.conv_backward": Choice(("auto", "xla", "dot", "mixed", "onednn")),  # models/conv.py BACKWARDS
+    "model.norm_impl": Choice(("auto", "xla", "onednn")),  # models/norm.py IMPLS
     "optim.name": Choice(("lars", "sgd", "adamw")),
     "optim.base_lr": Real(0.0, lo_open=True),
     "optim.weight_decay": Real(0.0),

@@ -20,6 +20,10 @@ def test_a_convolution_counts_as_one_whatever_its_module_is_called():
                                 call.replace("bwd_data", "fwd")) == "conv forward"
     assert profile_step.part_of(path.replace("proj/ffi_call", "BatchNorm_0/mul"),
                                 "f32[256,14,14,128] fusion(%x)") == "encoder BatchNorm + ReLU backward"
+    # oneDNN's BatchNorm (+ ReLU) calls, forward and backward, by their targets
+    bn = '(f32[256,14,14,128]{3,2,1,0}, u8[8]{0}) custom-call(%a), custom_call_target="duality_onednn_bn_fwd"'
+    assert profile_step.part_of(path.replace("proj", "BatchNorm_0"), bn) == "encoder BatchNorm + ReLU forward"
+    assert profile_step.part_of(path, bn.replace("bn_fwd", "bn_bwd")) == "encoder BatchNorm + ReLU backward"
 
 
 def test_time_outside_convolutions_is_shared_and_adds_up():
@@ -51,3 +55,5 @@ def test_onednn_share_sums_each_step_between_markers():
     assert steps[0]["ms"][("convolution", "jit:avx512_core", "backward_weights")] == 20.5
     assert sum(steps[1]["ms"].values()) == 12.0
     assert onednn_share.part("convolution", "backward_data") == "convolution input gradient"
+    assert onednn_share.part("batch_normalization", "backward") == "BatchNorm (+ ReLU) backward"
+    assert onednn_share.part("batch_normalization", "forward_training") == "BatchNorm (+ ReLU) forward"

@@ -1,4 +1,4 @@
-"""oneDNN's convolutions inside XLA:CPU programs, through jax.ffi custom calls.
+"""oneDNN's convolutions and batch normalization inside XLA:CPU programs, through jax.ffi custom calls.
 
 Why: timed alone with a random output gradient, XLA:CPU's own convolution
 (Eigen's spatial convolution; jaxlib 0.10.2 has no other multi-threaded
@@ -7,8 +7,12 @@ ResNet-18's 64->64 layer, forward and both gradients (docs/performance.md,
 fourth round); oneDNN is what PyTorch's CPU convolutions run. The three
 passes of a convolution are three custom calls (conv.cc); `models/conv.py`
 wires them into a `jax.custom_vjp` and uses them where `available()`.
+BatchNorm (+ ReLU) in training mode is two more (batchnorm.cc, `batch_norm`
+below): forward + backward on ResNet-18's 256x28x28x64 activation took 8.3
+ms against XLA's 13.5 (docs/performance.md, eighth round); `models/norm.py`
+uses it where the batch statistics are one device's.
 
-The library is built on first use from conv.cc with the system's C++
+The library is built on first use from conv.cc and batchnorm.cc with the system's C++
 compiler against oneDNN 3 -- the `onednn-devel-cpu-gomp` wheel of the `cpu`
 extra (headers and libdnnl.so.3 under the Python environment's prefix, GNU
 OpenMP, no other dependency), or the one under $DUALITY_ONEDNN_ROOT -- and
@@ -17,7 +21,7 @@ by the source, the oneDNN and the jax version, so a second process only
 loads it. Debian 12's libdnnl-dev is oneDNN 2.6: its older backward kernels
 made ResNet-18's step about 1.08x slower than 3.2's, so it is not used. Without a
 compiler or oneDNN 3, `available()` is False and the models keep XLA's
-convolutions: nothing else changes. Opt out with DUALITY_ONEDNN=0.
+convolutions and BatchNorm: nothing else changes. Opt out with DUALITY_ONEDNN=0.
 
 Each call also returns a workspace (the reordered kernel and oneDNN's
 scratchpad) that XLA allocates with the program's other intermediates;

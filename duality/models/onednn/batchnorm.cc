@@ -6,7 +6,7 @@
 // y = scale * (x - mean) / sqrt(var + eps) + shift over the batch's statistics (mean and biased variance
 // per channel, over N, H and W), followed by a ReLU when the `relu` attribute is 1. The backward pass is
 // the full gradient through the statistics. With the ReLU fused, the forward pass records which outputs
-// were positive in a mask (oneDNN's "workspace", one byte per element) that the backward pass reads instead
+// were positive in a mask (oneDNN's "workspace", a bit per element) that the backward pass reads instead
 // of the activation. Why: forward + backward of BatchNorm + ReLU on ResNet-18's 256x28x28x64 activation take
 // 8.3 ms here against 13.5 for the same function in XLA (docs/performance.md, eighth round).
 //
