@@ -323,14 +323,14 @@ def make_variant(name: str, encoder: str, batch: int, twin_path: str, threads: i
     return full_step
 
 
-def worker(conn, name, encoder, batch, twin_path, threads):
+def worker(conn, name, encoder, batch, twin_path, threads, warmup):
     """A variant's own process: build, warm up, then time `n` steps whenever the parent asks."""
     from duality import runtime
 
     runtime.tune_allocator()  # in every worker, PyTorch's too (it allocates through the same glibc malloc)
     runtime.tune_xla_cpu()
     fn = make_variant(name, encoder, batch, twin_path, threads)
-    for _ in range(2):  # compilation, warm-up
+    for _ in range(warmup):  # compilation, then the heap's growth to its steady size (docs/performance.md)
         fn()
     conn.send("ready")
     while (n := conn.recv()) is not None:
@@ -358,28 +358,31 @@ def bench(encoder: str, a) -> list[dict]:
         if proc.exitcode != 0:
             raise SystemExit(f"{encoder}: the twin check failed (exit code {proc.exitcode})")
         workers = {}
-        variants = VARIANTS + ((XLA_BN,) if a.with_xla_batchnorm else ())
+        variants = tuple(v for v in VARIANTS if v in a.variants) + ((XLA_BN,) if a.with_xla_batchnorm else ())
         for name in variants:
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=worker, args=(child, name, encoder, a.batch, twin_path, a.threads), daemon=True)
+            p = ctx.Process(target=worker, args=(child, name, encoder, a.batch, twin_path, a.threads, a.warmup), daemon=True)
             p.start()
             if parent.recv() != "ready":
                 raise SystemExit(f"{encoder}: {name} did not start")
             workers[name] = (p, parent)  # started one at a time: compilations do not overlap
-        times = {k: [] for k in variants}
+        rounds = {k: [] for k in variants}  # per variant, each round's step times
         for _ in range(a.rounds):
             for name, (_, conn) in workers.items():  # one variant runs at a time; the others wait on a pipe
                 conn.send(a.steps)
-                times[name] += conn.recv()
+                rounds[name].append(conn.recv())
         for p, conn in workers.values():
             conn.send(None)
             p.join()
+    times = {k: [t for r in rs for t in r] for k, rs in rounds.items()}
     base = statistics.median(times["torch channels_last"])
     rows = []
     for k, ts in times.items():
         med = statistics.median(ts)
+        # the ratio within each round, where both ran in the same phase of the machine
+        per_round = [statistics.median(b) / statistics.median(r) for b, r in zip(rounds["torch channels_last"], rounds[k])]
         rows.append(dict(model=encoder, variant=k, ms=1e3 * med, img_s=a.batch / med, ratio=base / med,
-                         spread=(1e3 * min(ts), 1e3 * max(ts))))
+                         spread=(1e3 * min(ts), 1e3 * max(ts)), rounds=(min(per_round), max(per_round))))
     return rows
 
 
@@ -389,23 +392,38 @@ def main():
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--steps", type=int, default=5, help="timed steps per variant per round")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=12,
+                   help="untimed steps per variant first: compilation, then the heap's growth to its steady size "
+                        "(ResNet-18's JAX process grows by 2.3 GB once, at step 2-10: one 10-12 s step)")
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help="comma-separated, from: " + ", ".join(VARIANTS) + " (torch channels_last is the base and "
+                        "always runs); fewer processes, less memory: ResNet-18's JAX processes hold 6-10 GB each")
     p.add_argument("--with-xla-batchnorm", action="store_true",
-                   help="also time the full step with XLA's BatchNorm instead of oneDNN's (models/norm.py)")
+                   help="also time the full step with XLA's BatchNorm instead of oneDNN's (models/norm.py), "
+                        "in one more process")
     a = p.parse_args()
+    a.variants = ["torch channels_last"] + [v.strip() for v in a.variants.split(",") if v.strip() != "torch channels_last"]
+    unknown = [v for v in a.variants if v not in VARIANTS]
+    if unknown:
+        p.error(f"--variants: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(VARIANTS)}")
+    for flag in ("batch", "steps", "rounds", "warmup", "threads"):
+        if getattr(a, flag) < 1:
+            p.error(f"--{flag}={getattr(a, flag)}: must be at least 1")  # exit code 2, before anything runs
     from importlib.metadata import version
 
     print(f"jax {version('jax')} (CPU, 1 device); torch {version('torch')} ({a.threads} threads); {os.cpu_count()} "
-          f"CPU cores; batch {a.batch} x 2 views of 28x28x1; median of {a.rounds} x {a.steps} steps per variant, each "
+          f"CPU cores; batch {a.batch} x 2 views of 28x28x1; {a.warmup} untimed steps, then the median of {a.rounds} x "
+          f"{a.steps} steps per variant, each "
           f"variant in its own process, interleaved", flush=True)
     rows = []
     for enc in a.models.split(","):
         rows += bench(enc, a)
-    print("\n| model | step | ms/step | img/s | vs PyTorch channels_last | fastest-slowest ms |")
-    print("|---|---|---:|---:|---:|---|")
+    print("\n| model | step | ms/step | img/s | vs PyTorch channels_last | ratio per round, min-max | fastest-slowest ms |")
+    print("|---|---|---:|---:|---:|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['variant']} | {r['ms']:.0f} | {r['img_s']:.0f} | {r['ratio']:.2f}x | "
-              f"{r['spread'][0]:.0f}-{r['spread'][1]:.0f} |")
+              f"{r['rounds'][0]:.2f}-{r['rounds'][1]:.2f}x | {r['spread'][0]:.0f}-{r['spread'][1]:.0f} |")
 
 
 if __name__ == "__main__":

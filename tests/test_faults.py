@@ -107,6 +107,30 @@ def test_kill_9_at_random_steps_then_resume_equals_an_uninterrupted_run(tmp_path
     assert lines == list(range(1, steps + 1))  # replayed steps logged once each, none missing
 
 
+def test_on_one_device_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
+    """On one CPU device BatchNorm runs as oneDNN calls (models/norm.py; across the 2 devices above, XLA's
+    ops): resuming after kill -9 must be bit-identical there too, running statistics included."""
+    from duality.models import onednn
+    if not onednn.available():
+        pytest.skip(f"oneDNN not available here: {onednn.why_not()}")
+    steps, env = 6, _env(devices=1)
+    run = dict(cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    straight = subprocess.run(_cmd(tmp_path / "straight", f"--config.train.steps={steps}"), **run)
+    assert straight.returncode == 0, straight.stdout + straight.stderr
+    cmd = _cmd(tmp_path / "killed", f"--config.train.steps={steps}")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _read_until(proc, "step 4/")
+    proc.kill()
+    proc.wait(timeout=60)
+    final = subprocess.run(cmd, **run)
+    assert final.returncode == 0 and "resumed from" in final.stdout, final.stdout + final.stderr
+    a, b = restore_checkpoint(str(tmp_path / "straight")), restore_checkpoint(str(tmp_path / "killed"))
+    assert int(a.step) == int(b.step) == steps
+    for x, y in zip(jax.tree.leaves((a.params, a.batch_stats, a.opt_state)),
+                    jax.tree.leaves((b.params, b.batch_stats, b.opt_state))):
+        np.testing.assert_array_equal(x, y)
+
+
 def test_sigterm_saves_within_seconds_exits_0_and_the_next_start_continues(tmp_path):
     workdir = tmp_path / "run"
     proc = _start(_cmd(workdir, "--config.train.steps=100000", "--config.train.checkpoint_every=0"))
