@@ -23,8 +23,8 @@ one CPU device), the normalization and the ReLU that follows it (`relu=True`)
 run as two oneDNN calls instead (`models/onednn/batchnorm.cc`): statistics,
 normalization and ReLU forward, the full gradient backward, the ReLU's
 signs kept as a bit mask. Forward + backward of BatchNorm + ReLU on
-ResNet-18's 256x28x28x64 activation took 8.3 against 13.5 ms this way
-(docs/performance.md, eighth round). Its variance is computed in two passes
+ResNet-18's 256x28x28x64 activation took 11.5 against 16.8 ms this way
+(benchmarks/batchnorm.py; docs/performance.md, eighth round). Its variance is computed in two passes
 (mean of squared deviations), which is the more accurate of the two; outputs
 and gradients agree with XLA's path to float32 round-off
 (tests/test_onednn_batchnorm.py). Across several devices the statistics must

@@ -8,8 +8,8 @@ fourth round); oneDNN is what PyTorch's CPU convolutions run. The three
 passes of a convolution are three custom calls (conv.cc); `models/conv.py`
 wires them into a `jax.custom_vjp` and uses them where `available()`.
 BatchNorm (+ ReLU) in training mode is two more (batchnorm.cc, `batch_norm`
-below): forward + backward on ResNet-18's 256x28x28x64 activation took 8.3
-ms against XLA's 13.5 (docs/performance.md, eighth round); `models/norm.py`
+below): forward + backward on ResNet-18's 256x28x28x64 activation took 11.5
+ms against XLA's 16.8 (benchmarks/batchnorm.py; docs/performance.md, eighth round); `models/norm.py`
 uses it where the batch statistics are one device's.
 
 The library is built on first use from conv.cc and batchnorm.cc with the system's C++

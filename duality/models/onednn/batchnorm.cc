@@ -8,7 +8,7 @@
 // the full gradient through the statistics. With the ReLU fused, the forward pass records which outputs
 // were positive in a mask (oneDNN's "workspace", a bit per element) that the backward pass reads instead
 // of the activation. Why: forward + backward of BatchNorm + ReLU on ResNet-18's 256x28x28x64 activation take
-// 8.3 ms here against 13.5 for the same function in XLA (docs/performance.md, eighth round).
+// 11.5 ms here against 16.8 for the same function in XLA (benchmarks/batchnorm.py; docs/performance.md, eighth round).
 //
 // As in conv.cc, nothing is allocated inside a call: the mask and oneDNN's scratchpad are results that XLA
 // places with the program's other buffers, and `duality_onednn_bn_bytes` gives their sizes while tracing.
