@@ -20,8 +20,10 @@ views of 28x28x1:
 
 Each variant runs in its own process (as a user would time each framework),
 and the variants are timed in interleaved rounds (each round runs `--steps`
-steps of every variant after its warm-up, the others waiting), so a machine
-that slows down slows all of them; the figure is the median step time. Every
+steps of every variant after its warm-up of `--warmup` untimed steps, the
+others waiting), so a machine that slows down slows all of them; the figure is
+the median step time, and beside it the range of the ratio measured within
+each round. Every
 process gets the project's allocator and XLA settings (`duality.runtime`), the
 PyTorch ones too. Before timing, the twin is checked:
 parameter counts equal, and the VICReg loss of the first step on the same
