@@ -25,10 +25,10 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 SHAPES = ((28, 28, 64), (14, 14, 128), (7, 7, 256), (4, 4, 512))
 
@@ -39,9 +39,9 @@ def main():
     p.add_argument("--steps", type=int, default=20, help="timed calls per variant per round")
     p.add_argument("--rounds", type=int, default=3)
     a = p.parse_args()
-    if a.batch < 1 or a.steps < 1 or a.rounds < 1:
-        print("batchnorm.py: --batch, --steps and --rounds must be >= 1", file=sys.stderr)
-        raise SystemExit(2)
+    for flag in ("batch", "steps", "rounds"):
+        if getattr(a, flag) < 1:
+            p.error(f"--{flag}={getattr(a, flag)}: must be at least 1")  # exit code 2, before anything runs
     from duality import runtime
 
     runtime.tune_allocator()
@@ -52,6 +52,7 @@ def main():
 
     from duality.models import onednn
     from duality.models.norm import BatchNorm
+    from vs_pytorch import timed
 
     if jax.default_backend() != "cpu" or not onednn.available():
         raise SystemExit(f"oneDNN's BatchNorm is not available here: {onednn.why_not() or 'not a CPU backend'}")
@@ -84,10 +85,7 @@ def main():
             for _ in range(a.rounds):
                 for impl, pair in fns.items():
                     for k, fn in enumerate(pair):
-                        for _ in range(a.steps):
-                            t0 = time.perf_counter()
-                            jax.block_until_ready(fn(x, params, r))
-                            times[(impl, k)].append(time.perf_counter() - t0)
+                        times[(impl, k)] += timed(lambda fn=fn: jax.block_until_ready(fn(x, params, r)), a.steps)
             ms = {key: 1e3 * statistics.median(v) for key, v in times.items()}
             dx = [np.asarray(fns[impl][1](x, params, r)[0]) for impl in ("xla", "onednn")]
             diff = float(np.linalg.norm(dx[0] - dx[1]) / max(np.linalg.norm(dx[0]), 1e-30))

@@ -37,12 +37,13 @@ def _env(devices=2):
     return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
 
 
-def _run(cmd, timeout=300):
-    return subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
+def _run(cmd, timeout=300, devices=2):
+    return subprocess.run(cmd, cwd=ROOT, env=_env(devices), capture_output=True, text=True, timeout=timeout)
 
 
-def _start(cmd):
-    return subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def _start(cmd, devices=2):
+    return subprocess.Popen(cmd, cwd=ROOT, env=_env(devices), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
 
 
 def _read_until(proc, prefix, timeout=180):
@@ -113,16 +114,15 @@ def test_on_one_device_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     from duality.models import onednn
     if not onednn.available():
         pytest.skip(f"oneDNN not available here: {onednn.why_not()}")
-    steps, env = 6, _env(devices=1)
-    run = dict(cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    straight = subprocess.run(_cmd(tmp_path / "straight", f"--config.train.steps={steps}"), **run)
+    steps = 6
+    straight = _run(_cmd(tmp_path / "straight", f"--config.train.steps={steps}"), devices=1)
     assert straight.returncode == 0, straight.stdout + straight.stderr
     cmd = _cmd(tmp_path / "killed", f"--config.train.steps={steps}")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = _start(cmd, devices=1)
     _read_until(proc, "step 4/")
     proc.kill()
     proc.wait(timeout=60)
-    final = subprocess.run(cmd, **run)
+    final = _run(cmd, devices=1)
     assert final.returncode == 0 and "resumed from" in final.stdout, final.stdout + final.stderr
     a, b = restore_checkpoint(str(tmp_path / "straight")), restore_checkpoint(str(tmp_path / "killed"))
     assert int(a.step) == int(b.step) == steps
