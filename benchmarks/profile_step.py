@@ -21,6 +21,15 @@ the time in which no op runs at all; with the convolutions' own time the
 column adds up to the traced span (first op to last).
 Convolutions are recognised by their HLO (XLA's or the oneDNN custom
 calls), so ResNet's 1x1 shortcut ("proj") counts as one.
+
+A matrix product (`dot`) runs asynchronously: its event ends once it is
+launched on XLA's thread pool (well under a millisecond), and the trace
+marks its completion by a separate `end: <op>` event. A product's span runs
+from its launch to that completion; counted by the launch alone,
+ResNet-18's projector products had shown up as 120-160 ms a step in which
+"no op runs" (docs/performance.md, ninth round). (Fusions have completion
+events too, but compute inside their own event; their completion can wait
+behind a convolution holding the pool, so it is not used.)
 """
 from __future__ import annotations
 
@@ -101,6 +110,33 @@ def _time_outside_convolutions(spans):
     return dict(out), idle
 
 
+def op_spans(events, names, asynchronous=None) -> list[tuple[float, float, str]]:
+    """(start, end, op) of every executed op in `names`; an op in `asynchronous` (all, if None) ends at its
+    `end: <op>` event."""
+    launches, ends = collections.defaultdict(list), collections.defaultdict(list)
+    for e in events:
+        if e.get("ph") != "X":
+            continue
+        name = e.get("name", "")
+        if name in names:
+            launches[name].append((e["ts"], e["ts"] + e["dur"]))
+        elif name.startswith("end: ") and name[5:] in names and (asynchronous is None or name[5:] in asynchronous):
+            ends[name[5:]].append(e["ts"] + e["dur"])
+    spans = []
+    for name, runs in launches.items():
+        done, i = sorted(ends.get(name, ())), 0
+        runs.sort()
+        for k, (a, b) in enumerate(runs):
+            while i < len(done) and done[i] < a:  # a completion before this launch belongs to no launch we kept
+                i += 1
+            nxt = runs[k + 1][0] if k + 1 < len(runs) else float("inf")
+            if i < len(done) and done[i] < nxt:  # completed before the op's next launch: this launch's end
+                b = max(b, done[i])
+                i += 1
+            spans.append((a, b, name))
+    return spans
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--encoder", default="small")
@@ -144,10 +180,10 @@ def main():
     if not trace:
         raise SystemExit(f"no trace written under {out}")
     events = json.load(gzip.open(trace[0]))["traceEvents"]
-    ops = [e for e in events if e.get("ph") == "X" and e.get("name") in text]
+    spans = op_spans(events, text, {n for n, t in text.items() if re.search(r"\bdot\(", t)})
     per_op = collections.Counter()
-    for e in ops:
-        per_op[e["name"]] += e["dur"] / 1e3 / a.steps
+    for t0, t1, name in spans:
+        per_op[name] += (t1 - t0) / 1e3 / a.steps
     parts = collections.Counter()
     for op, ms in per_op.items():
         parts[part_of(meta.get(op, ""), text[op])] += ms
@@ -156,7 +192,7 @@ def main():
     # most of a CPU step; what runs beside them is hidden, what runs between them is not), shared equally
     # among the ops running at that moment so that the column adds up to the wall time it covers.
     alone, idle = _time_outside_convolutions(
-        [(e["ts"], e["ts"] + e["dur"], part_of(meta.get(e["name"], ""), text[e["name"]])) for e in ops])
+        [(t0, t1, part_of(meta.get(name, ""), text[name])) for t0, t1, name in spans])
     alone = {k: v / 1e3 / a.steps for k, v in alone.items()}
     idle /= 1e3 * a.steps
     print(f"{a.encoder}, batch {a.batch} x 2 views, jax {jax.__version__} on {jax.device_count()} "

@@ -37,6 +37,22 @@ def test_time_outside_convolutions_is_shared_and_adds_up():
     assert sum(alone.values()) + idle == 10 - 4  # the wall time outside convolutions
 
 
+def test_op_spans_end_asynchronous_ops_at_their_completion_events():
+    def x(name, ts, dur):
+        return {"ph": "X", "name": name, "ts": ts, "dur": dur}
+
+    events = [x("dot.8", 0, 0.2), x("end: dot.8", 9.5, 0.5),    # launched at 0, done at 10
+              x("dot.8", 20, 0.2), x("end: dot.8", 31, 1),      # the next step's launch: done at 32
+              x("fusion.1", 10, 2),                              # synchronous: its own event
+              x("end: copy.3", 5, 1),                            # an op not asked for
+              x("dot.9", 40, 0.3)]                               # no completion recorded: the launch alone
+    spans = sorted(profile_step.op_spans(events, {"dot.8", "fusion.1", "dot.9"}))
+    assert spans == [(0, 10, "dot.8"), (10, 12, "fusion.1"), (20, 32, "dot.8"), (40, 40.3, "dot.9")]
+    events.append(x("end: fusion.1", 30, 1))  # a fusion's completion, late: used only when asked for
+    assert (10, 31, "fusion.1") in profile_step.op_spans(events, {"fusion.1"})
+    assert (10, 12, "fusion.1") in profile_step.op_spans(events, {"dot.8", "fusion.1"}, {"dot.8"})
+
+
 def test_onednn_share_sums_each_step_between_markers():
     lines = [
         "onednn_verbose,v1,info,oneDNN v3.2.0",
