@@ -5,6 +5,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
+import ab_step  # noqa: E402
+import nt_product  # noqa: E402
 import onednn_share  # noqa: E402
 import profile_step  # noqa: E402
 
@@ -73,3 +75,33 @@ def test_onednn_share_sums_each_step_between_markers():
     assert onednn_share.part("convolution", "backward_data") == "convolution input gradient"
     assert onednn_share.part("batch_normalization", "backward") == "BatchNorm (+ ReLU) backward"
     assert onednn_share.part("batch_normalization", "forward_training") == "BatchNorm (+ ReLU) forward"
+
+
+def test_ab_step_variants_parse_fields_and_environment(monkeypatch):
+    assert ab_step.parse_variant("") == ({}, {})
+    fields, env = ab_step.parse_variant("model.norm_impl=xla, optim.lr=0.5,train.steps=3,x.flag=True,env:DUALITY_ONEDNN=0")
+    assert fields == {"model.norm_impl": "xla", "optim.lr": 0.5, "train.steps": 3, "x.flag": True}
+    assert env == {"DUALITY_ONEDNN": "0"}
+    for bad in ("model.norm_impl", "=3", "env:X"):
+        try:
+            ab_step.parse_variant(bad)
+        except ValueError as e:
+            assert repr(bad.split(",")[0]) in str(e)
+        else:
+            raise AssertionError(f"{bad!r} parsed")
+    monkeypatch.setenv("AB_KEEP", "1")
+    monkeypatch.delenv("AB_NEW", raising=False)
+    with ab_step.environment({"AB_KEEP": "2", "AB_NEW": "3"}):
+        assert os.environ["AB_KEEP"] == "2" and os.environ["AB_NEW"] == "3"
+    assert os.environ["AB_KEEP"] == "1" and "AB_NEW" not in os.environ
+
+
+def test_nt_product_shapes_parse_and_name_the_bad_item():
+    assert nt_product.parse_shapes("256x2048x2048, 4X5X6") == [(256, 2048, 2048), (4, 5, 6)]
+    for bad in ("256x2048", "0x1x2", "axbxc"):
+        try:
+            nt_product.parse_shapes(f"2x3x4,{bad}")
+        except ValueError as e:
+            assert repr(bad) in str(e)
+        else:
+            raise AssertionError(f"{bad!r} parsed")

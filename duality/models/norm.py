@@ -24,7 +24,10 @@ run as two oneDNN calls instead (`models/onednn/batchnorm.cc`): statistics,
 normalization and ReLU forward, the full gradient backward, the ReLU's
 signs kept as a bit mask. Forward + backward of BatchNorm + ReLU on
 ResNet-18's 256x28x28x64 activation took 11.5 against 16.8 ms this way
-(benchmarks/batchnorm.py; docs/performance.md, eighth round). Its variance is computed in two passes
+(benchmarks/batchnorm.py; docs/performance.md, eighth round); in the step,
+paired in one process (benchmarks/ab_step.py), the small convnet's is 1.08x
+faster, ResNet-18's within the noise (0.98-1.00x: half its BatchNorms feed
+the residual addition, where the call is no faster). Its variance is computed in two passes
 (mean of squared deviations), which is the more accurate of the two; outputs
 and gradients agree with XLA's path to float32 round-off
 (tests/test_onednn_batchnorm.py). Across several devices the statistics must
