@@ -66,8 +66,28 @@ def child(encoder: str, batch: int, steps: int, warm: int) -> None:
         print(f"{STEP} {time.perf_counter() - t0:.6f}", flush=True)
 
 
+# How many times one view's ResNet-18 (CIFAR stem, 28x28) runs each of conv_vs_pytorch.RESNET18's 3x3 layers
+# (tests/test_benchmark_tools.py checks these against the model's own calls); the 1x1 shortcuts are left out.
+PER_VIEW = {"stem 1->64 s1 28x28": 1, "layer1 64->64 s1 28x28": 4, "layer2 64->128 s2 28x28": 1,
+            "layer2 128->128 s1 14x14": 3, "layer3 128->256 s2 14x14": 1, "layer3 256->256 s1 7x7": 3,
+            "layer4 256->512 s2 7x7": 1, "layer4 512->512 s1 4x4": 3}
+
+
+def step_floor(rows: dict) -> tuple[float, float, float]:
+    """The step's 3x3 convolutions run back to back at their alone times: (forward, input gradient, weight
+    gradient) ms for both views, from `rows` = layer name -> (fwd, bwd_data, bwd_weights) ms. The stem's input
+    gradient is not computed in a step (the images need none)."""
+    out = [0.0, 0.0, 0.0]
+    for name, times in rows.items():
+        for i, ms in enumerate(times):
+            if not (i == 1 and name.startswith("stem")):
+                out[i] += 2 * PER_VIEW[name] * ms
+    return tuple(out)
+
+
 def passes_alone(batch: int, reps: int = 7) -> None:
-    """Median ms of each pass of each distinct 3x3 convolution of ResNet-18 (CIFAR stem, 28x28), alone."""
+    """Median ms of each pass of each distinct 3x3 convolution of ResNet-18 (CIFAR stem, 28x28), alone,
+    and their sum over a step (`step_floor`): what the step's convolutions cost with nothing beside them."""
     sys.path.insert(0, ROOT)
     import jax
     import numpy as np
@@ -88,6 +108,7 @@ def passes_alone(batch: int, reps: int = 7) -> None:
 
     print(f"\n| layer, batch {batch}, alone | forward ms | input gradient ms | weight gradient ms |")
     print("|---|---:|---:|---:|")
+    rows = {}
     for name, _, (h, w, c), o, s in RESNET18:
         st, pad = (s, s), (1, 1)
         ho, wo = (h + 2 - 3) // s + 1, (w + 2 - 3) // s + 1
@@ -97,8 +118,12 @@ def passes_alone(batch: int, reps: int = 7) -> None:
         fwd = jax.jit(lambda x, k: onednn.conv_fwd(x, k, st, pad))
         bwd_data = jax.jit(lambda g, k: onednn.conv_bwd_data(g, k, x.shape, st, pad))
         bwd_weights = jax.jit(lambda x, g: onednn.conv_bwd_weights(x, g, k.shape, st, pad))
-        print(f"| {name} | {median_ms(fwd, x, k):.1f} | {median_ms(bwd_data, g, k):.1f} | "
-              f"{median_ms(bwd_weights, x, g):.1f} |", flush=True)
+        rows[name] = (median_ms(fwd, x, k), median_ms(bwd_data, g, k), median_ms(bwd_weights, x, g))
+        print(f"| {name} | " + " | ".join(f"{ms:.1f}" for ms in rows[name]) + " |", flush=True)
+    fwd_ms, data_ms, weights_ms = step_floor(rows)
+    print(f"\nA step's 3x3 convolutions (batch {batch} x 2 views) at these times, back to back: "
+          f"{fwd_ms + data_ms + weights_ms:.0f} ms (forward {fwd_ms:.0f}, input gradient {data_ms:.0f}, "
+          f"weight gradient {weights_ms:.0f}; the 1x1 shortcuts not included)")
 
 
 def parse(lines) -> list[dict]:

@@ -6,8 +6,10 @@
 For each encoder: compile time of the sharded step, median step time over
 `--steps` timed steps, images/s (each image is two views), the share of
 wall time spent producing the host batch and moving it to the devices, and
-the step's FLOPs from XLA's cost analysis; with --peak_tflops (the
-accelerator's dense bf16/fp32 peak) also the model-FLOPs utilisation.
+the step's FLOPs from XLA's cost analysis (on CPU, of the same step with XLA's
+own convolutions: oneDNN's custom calls count as zero, benchmarks/flops.py);
+with --peak_tflops (the accelerator's dense bf16/fp32 peak) also the
+model-FLOPs utilisation.
 Data are synthetic (random uint8 images) so the input is never the limit.
 """
 from __future__ import annotations
@@ -21,8 +23,11 @@ import time
 import jax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root, for configs/
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/, for flops.py
 from configs import base  # noqa: E402
 from duality import train
+
+from flops import compiled_flops, has_opaque_calls, with_xla_ops  # noqa: E402
 
 
 def config(encoder: str, batch: int, size: int, channels: int, dtype: str):
@@ -40,15 +45,18 @@ def config(encoder: str, batch: int, size: int, channels: int, dtype: str):
 
 
 def bench(encoder, a):
-    t = train.Trainer(config(encoder, a.batch, a.image_size, a.channels, a.dtype))
+    cfg = config(encoder, a.batch, a.image_size, a.channels, a.dtype)
+    t = train.Trainer(cfg)
     state = t.init_state(0)
     batch = t.device_batch(t.data.train.batch(0))
     t0 = time.perf_counter()
     compiled = t.compile_step(state, batch)
     compile_s = time.perf_counter() - t0
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+    flops = compiled_flops(compiled)
+    if has_opaque_calls(compiled):  # count the same step with XLA's convolutions (compiled, not run)
+        tx = train.Trainer(with_xla_ops(cfg))
+        flops = compiled_flops(tx.compile_step(tx.init_state(0), tx.device_batch(tx.data.train.batch(0))))
+        del tx
     state, m = t.step_fn(state, batch)  # warm-up
     jax.block_until_ready(m)
     steps, data_s = [], 0.0

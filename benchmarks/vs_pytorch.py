@@ -28,8 +28,12 @@ process gets the project's allocator and XLA settings (`duality.runtime`), the
 PyTorch ones too. Before timing, the twin is checked:
 parameter counts equal, and the VICReg loss of the first step on the same
 inputs equal to float32 round-off. Prints ms/step, img/s (an image is counted
-once though it has two views, as everywhere in this project) and each variant's
-speed relative to PyTorch channels_last.
+once though it has two views, as everywhere in this project), each variant's
+speed relative to PyTorch channels_last, and TFLOP/s: the model step's
+arithmetic by XLA's count (convolutions at 2 FLOPs a multiply-add, counted
+with XLA's own ops: benchmarks/flops.py) over the variant's step time, the
+same work for every variant (the full step's augmentation, probe and LARS add
+little), so it says how close each comes to what the cores can do.
 """
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))  # flops.py
 
 PROJECTOR = "1024-1024-1024"
 
@@ -216,14 +221,16 @@ def model_config(encoder: str, batch: int):
     return c
 
 
-def jax_model_step(encoder: str, batch: int, lr: float = 0.01):
-    """(step, params, batch_stats, opt_state): the model step written with the project's modules."""
+def jax_model_step(encoder: str, batch: int, lr: float = 0.01, xla_ops: bool = False):
+    """(step, params, batch_stats, opt_state): the model step written with the project's modules
+    (with `xla_ops`, its convolutions and BatchNorm as XLA's own ops, for counting FLOPs)."""
     import jax
     import optax
 
     from duality import losses, models
+    from flops import with_xla_ops
 
-    cfg = model_config(encoder, batch).model
+    cfg = (with_xla_ops(model_config(encoder, batch)) if xla_ops else model_config(encoder, batch)).model
     model = models.build(cfg)
     x = np.zeros((2, 28, 28, 1), np.float32)
     variables = model.init(jax.random.PRNGKey(0), x, train=True)
@@ -257,9 +264,12 @@ def timed(fn, steps: int) -> list[float]:
 
 
 def check_twin(encoder: str, batch: int, path: str) -> None:
-    """Build the JAX model and its twin, check them equal, save the twin's initial weights to `path`."""
+    """Build the JAX model and its twin, check them equal, save the twin's initial weights to `path`
+    and the model step's FLOPs (XLA's count, `flops.py`) to `path`.flops."""
     import jax
     import torch
+
+    from flops import compiled_flops
 
     rng = np.random.default_rng(0)
     x1, x2 = (rng.normal(size=(batch, 28, 28, 1)).astype(np.float32) for _ in range(2))
@@ -277,8 +287,12 @@ def check_twin(encoder: str, batch: int, path: str) -> None:
     if abs(first - ref) > 1e-4 * max(1.0, abs(ref)):
         raise SystemExit(f"{encoder}: the twin's first loss {ref:.6f} differs from the JAX model's {first:.6f}")
     torch.save(twin.state_dict(), path)
+    xstep, xparams, xstats, xopt = jax_model_step(encoder, batch, xla_ops=True)
+    flops = compiled_flops(xstep.lower(xparams, xstats, xopt, x1, x2).compile())
+    with open(path + ".flops", "w") as f:
+        f.write(repr(flops))
     print(f"{encoder}: twin checked ({n_jax:,} parameters each; first-step VICReg loss {first:.5f} JAX, "
-          f"{ref:.5f} PyTorch)", flush=True)
+          f"{ref:.5f} PyTorch); the model step is {flops / 1e9:,.0f} GFLOP by XLA's count", flush=True)
 
 
 def make_variant(name: str, encoder: str, batch: int, twin_path: str, threads: int):
@@ -359,6 +373,8 @@ def bench(encoder: str, a) -> list[dict]:
         proc.join()
         if proc.exitcode != 0:
             raise SystemExit(f"{encoder}: the twin check failed (exit code {proc.exitcode})")
+        with open(twin_path + ".flops") as f:
+            flops = float(f.read())
         workers = {}
         variants = tuple(v for v in VARIANTS if v in a.variants) + ((XLA_BN,) if a.with_xla_batchnorm else ())
         for name in variants:
@@ -383,7 +399,7 @@ def bench(encoder: str, a) -> list[dict]:
         med = statistics.median(ts)
         # the ratio within each round, where both ran in the same phase of the machine
         per_round = [statistics.median(b) / statistics.median(r) for b, r in zip(rounds["torch channels_last"], rounds[k])]
-        rows.append(dict(model=encoder, variant=k, ms=1e3 * med, img_s=a.batch / med, ratio=base / med,
+        rows.append(dict(model=encoder, variant=k, ms=1e3 * med, img_s=a.batch / med, ratio=base / med, tflops=flops / med / 1e12,
                          spread=(1e3 * min(ts), 1e3 * max(ts)), rounds=(min(per_round), max(per_round))))
     return rows
 
@@ -421,10 +437,10 @@ def main():
     rows = []
     for enc in a.models.split(","):
         rows += bench(enc, a)
-    print("\n| model | step | ms/step | img/s | vs PyTorch channels_last | ratio per round, min-max | fastest-slowest ms |")
-    print("|---|---|---:|---:|---:|---|---|")
+    print("\n| model | step | ms/step | img/s | TFLOP/s | vs PyTorch channels_last | ratio per round, min-max | fastest-slowest ms |")
+    print("|---|---|---:|---:|---:|---:|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['variant']} | {r['ms']:.0f} | {r['img_s']:.0f} | {r['ratio']:.2f}x | "
+        print(f"| {r['model']} | {r['variant']} | {r['ms']:.0f} | {r['img_s']:.0f} | {r['tflops']:.3f} | {r['ratio']:.2f}x | "
               f"{r['rounds'][0]:.2f}-{r['rounds'][1]:.2f}x | {r['spread'][0]:.0f}-{r['spread'][1]:.0f} |")
 
 

@@ -6,6 +6,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import ab_step  # noqa: E402
+import flops  # noqa: E402
 import nt_product  # noqa: E402
 import onednn_share  # noqa: E402
 import profile_step  # noqa: E402
@@ -105,3 +106,70 @@ def test_nt_product_shapes_parse_and_name_the_bad_item():
             assert repr(bad) in str(e)
         else:
             raise AssertionError(f"{bad!r} parsed")
+
+
+
+def test_flops_count_the_convolutions_that_onednn_hides_from_xla():
+    # A step whose convolutions are oneDNN's custom calls reads as almost no work to XLA's cost analysis;
+    # flops.with_xla_ops builds the same model with XLA's ops, whose count is the textbook one.
+    import jax
+    import jax.numpy as jnp
+    import pytest
+
+    from configs import base
+    from duality import models
+    from duality.models import onednn
+    from duality.models.conv import conv
+
+    def grad_of(model, x):
+        variables = model.init(jax.random.key(0), x)
+        f = jax.jit(jax.grad(lambda v, x: jnp.sum(jax.tree.leaves(model.apply(v, x, mutable=True)[0])[0] ** 2),
+                             argnums=(0, 1)))
+        return f.lower(variables, x).compile()
+
+    n, hw, cin, cout = 8, 12, 16, 32
+    layer = grad_of(conv(cout, (3, 3), padding=1, backward="xla"), jnp.ones((n, hw, hw, cin)))
+    taps = (3 * hw - 2) ** 2  # kernel taps over an image's outputs that land inside it (XLA skips the padding)
+    macs = n * taps * cin * cout  # per pass; forward, input gradient and weight gradient make three
+    assert 3 * 2 * macs <= flops.compiled_flops(layer) <= 1.05 * 3 * 2 * macs
+
+    cfg = base.get_config("fashion_mnist")
+    cfg.model.encoder, cfg.model.widths, cfg.model.projector = "small", (8, 16, 16, 16), "32-32"
+    xla_cfg = flops.with_xla_ops(cfg)
+    assert "conv_backward" not in cfg.model  # a copy: the run's own config is untouched
+    x = jnp.ones((4, 28, 28, 1))
+    counted = grad_of(models.build(xla_cfg.model), x)
+    assert not flops.has_opaque_calls(counted)
+    if not onednn.available():
+        pytest.skip(f"oneDNN's convolutions are not available here: {onednn.why_not()}")
+    hidden = grad_of(models.build(cfg.model), x)
+    assert flops.has_opaque_calls(hidden)
+    assert flops.compiled_flops(hidden) < 0.5 * flops.compiled_flops(counted)
+
+
+def test_onednn_share_counts_each_resnet18_layer_as_often_as_the_model_runs_it():
+    # step_floor's multiplicities against the 3x3 convolutions a ResNet-18 (CIFAR stem) forward pass calls
+    import collections
+
+    import jax
+    import jax.numpy as jnp
+
+    from conv_vs_pytorch import RESNET18
+    from duality.models.resnet import resnet
+
+    model = resnet("resnet18", stem="cifar", conv_backward="xla")
+    x = jnp.ones((2, 28, 28, 1))
+    variables = model.init(jax.random.key(0), x, True)
+    jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, True, mutable=["batch_stats"]))(variables, x)
+    seen = collections.Counter()
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "conv_general_dilated":
+            lhs, rhs = (v.aval.shape for v in eqn.invars)
+            if rhs[:2] == (3, 3):
+                seen[(lhs[1:], rhs[3], eqn.params["window_strides"][0])] += 1
+    want = {((h, w, c), o, s): onednn_share.PER_VIEW[name] for name, _, (h, w, c), o, s in RESNET18}
+    assert seen == want
+    rows = {name: (1.0, 10.0, 100.0) for name in onednn_share.PER_VIEW}
+    fwd, data, weights = onednn_share.step_floor(rows)
+    n = sum(onednn_share.PER_VIEW.values())
+    assert (fwd, data, weights) == (2 * n, 20 * (n - 1), 200 * n)
