@@ -230,7 +230,8 @@ def jax_model_step(encoder: str, batch: int, lr: float = 0.01, xla_ops: bool = F
     from duality import losses, models
     from flops import with_xla_ops
 
-    cfg = (with_xla_ops(model_config(encoder, batch)) if xla_ops else model_config(encoder, batch)).model
+    config = model_config(encoder, batch)
+    cfg = (with_xla_ops(config) if xla_ops else config).model
     model = models.build(cfg)
     x = np.zeros((2, 28, 28, 1), np.float32)
     variables = model.init(jax.random.PRNGKey(0), x, train=True)

@@ -108,7 +108,6 @@ def test_nt_product_shapes_parse_and_name_the_bad_item():
             raise AssertionError(f"{bad!r} parsed")
 
 
-
 def test_flops_count_the_convolutions_that_onednn_hides_from_xla():
     # A step whose convolutions are oneDNN's custom calls reads as almost no work to XLA's cost analysis;
     # flops.with_xla_ops builds the same model with XLA's ops, whose count is the textbook one.
